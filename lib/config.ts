@@ -1,0 +1,96 @@
+/**
+ * Pool configuration, counters and capabilities.
+ */
+import { binding, isNative, fallbackReason } from './native';
+import { unwrap } from './settle';
+import { toIntInRange, toOptions } from './validate';
+
+/** Options for {@link configure}. */
+export interface ConfigureOptions {
+  /** pagewarm's native threads, 1..256. Default 4, or env PAGEWARM_THREADS. */
+  threads?: number;
+  /** Bytes warmed or sent per slice before a job yields to others: 4 KiB..1 GiB. Default 8 MiB. */
+  chunkSize?: number;
+}
+
+/**
+ * Sets the size of pagewarm's thread pool and its chunk size. The pool is
+ * shared by the whole process (the main thread and every worker); shrinking
+ * it waits for the retiring threads to finish their current slice.
+ *
+ * @throws TypeError / RangeError for bad values.
+ */
+export function configure(options: ConfigureOptions): void {
+  const opts = toOptions<ConfigureOptions>(options);
+  const threads = opts.threads === undefined ? 0 : toIntInRange(opts.threads, 'options.threads', 1, 256);
+  const chunk = opts.chunkSize === undefined ? 0 : toIntInRange(opts.chunkSize, 'options.chunkSize', 4096, 2 ** 30);
+  unwrap(binding.configure(threads, chunk));
+}
+
+/** Process-wide counters, see {@link stats}. */
+export interface Stats {
+  /** Bytes covered by warm-ups since the process started. */
+  warmedBytes: number;
+  /** Warm-ups settled on the JS thread because the range was already resident. */
+  fastPathHits: number;
+  /** Chunks found fully resident on a pagewarm thread and skipped. */
+  residentSkips: number;
+  /** Chunks warmed by sendfile to /dev/null. */
+  sendfileChunks: number;
+  /** Chunks warmed by reading, where the filesystem cannot splice (or in the fallback). */
+  fallbackReads: number;
+  /** Warm-ups of O_DIRECT descriptors served through a buffered reopen. */
+  directReopens: number;
+  /** Jobs waiting for a thread. */
+  queued: number;
+  /** Jobs running a slice now. */
+  active: number;
+  /** Sends parked until their socket is writable. */
+  waiting: number;
+  /** Configured thread count. */
+  threads: number;
+  /** Configured chunk size in bytes. */
+  chunkSize: number;
+}
+
+/** Counters and pool state, for the whole process. */
+export function stats(): Stats {
+  return binding.stats();
+}
+
+/** What this process can do, see {@link capabilities}. */
+export interface Capabilities {
+  /** The native addon is loaded (else the portable fallback serves every call). */
+  native: boolean;
+  /** Why the fallback is in use, when it is. */
+  fallbackReason?: string;
+  /** Sends to plain sockets use sendfile(2) with no copy through JS. */
+  zeroCopySend: boolean;
+  /** cachestat(2) is available (Linux >= 6.5): residency counts and the fast path. */
+  cachestat: boolean;
+  /** Resident ranges settle without a thread hop. */
+  fastPath: boolean;
+  /** The system page size in bytes. */
+  pageSize: number;
+}
+
+/** Reports which paths are active in this process. */
+export function capabilities(): Capabilities {
+  const caps = binding.capabilities();
+  const out: Capabilities = {
+    native: isNative,
+    zeroCopySend: isNative,
+    cachestat: caps.cachestat,
+    fastPath: isNative && caps.cachestat,
+    pageSize: caps.pageSize,
+  };
+  if (fallbackReason !== undefined) out.fallbackReason = fallbackReason;
+  return out;
+}
+
+const envThreads = process.env.PAGEWARM_THREADS;
+if (envThreads !== undefined && envThreads !== '') {
+  const n = Number(envThreads);
+  if (Number.isInteger(n) && n >= 1 && n <= 256) configure({ threads: n });
+  else process.emitWarning(`PAGEWARM_THREADS=${envThreads} ignored: it must be an integer from 1 to 256`);
+}

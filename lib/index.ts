@@ -1,0 +1,9 @@
+/**
+ * pagewarm: keep disk reads off Node's event loop and serve file bytes
+ * without copying them through JavaScript.
+ */
+export { prepareForRead, prepareForReadSync, warmFile, type PrepareOptions, type WarmFileOptions } from './warm';
+export { residency, residencySync, evict, advise, type Residency, type Advice } from './residency';
+export { configure, stats, capabilities, type ConfigureOptions, type Stats, type Capabilities } from './config';
+export { AbortError, type SystemError } from './errors';
+export type { FileLike } from './validate';

@@ -1,0 +1,107 @@
+/**
+ * Loads the native binding once, for the whole package, and describes the
+ * calls it offers. Where it cannot load (another OS, a failed build) or when
+ * PAGEWARM_FORCE_FALLBACK=1, the portable fallback stands in with the same
+ * calls. Nothing here is public API.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { NativeFailure } from './errors';
+import { fallbackBinding } from './fallback';
+
+/** What the native layer reports for a range's residency. */
+export interface NativeResidency {
+  bytes: number;
+  pages: number;
+  resident: number | null;
+  dirty: number | null;
+  writeback: number | null;
+  evicted: number | null;
+  recentlyEvicted: number | null;
+  source: 'cachestat' | 'mincore' | 'unknown';
+}
+
+export interface NativeStats {
+  warmedBytes: number;
+  fastPathHits: number;
+  residentSkips: number;
+  sendfileChunks: number;
+  fallbackReads: number;
+  directReopens: number;
+  queued: number;
+  active: number;
+  waiting: number;
+  threads: number;
+  chunkSize: number;
+}
+
+/**
+ * The binding. Lengths of -1 mean "to the end of the file". Async calls
+ * return a number when settled on the JS thread, a Promise otherwise, or a
+ * NativeFailure for errors found before any work began; the promises reject
+ * with NativeFailure objects.
+ */
+export interface Binding {
+  warm(fd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
+  warmSync(fd: number, offset: number, length: number): number | NativeFailure;
+  residency(fd: number, offset: number, length: number, id: number): Promise<NativeResidency> | NativeFailure;
+  residencySync(fd: number, offset: number, length: number): NativeResidency | NativeFailure;
+  advise(fd: number, offset: number, length: number, advice: number): undefined | NativeFailure;
+  send(outFd: number, inFd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
+  sendSync(outFd: number, inFd: number, offset: number, length: number): number | NativeFailure;
+  cancel(id: number): void;
+  configure(threads: number, chunkSize: number): undefined | NativeFailure;
+  stats(): NativeStats;
+  capabilities(): { cachestat: boolean; pageSize: number };
+  setTestFlags?(flags: { forceReadFallback?: boolean }): void;
+}
+
+/** Finds the package root from wherever this file was compiled to. */
+export function packageRoot(from = __dirname): string {
+  let dir = from;
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'pagewarm') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('pagewarm: cannot find the package root');
+    dir = parent;
+  }
+}
+
+interface Loaded {
+  binding: Binding;
+  native: boolean;
+  /** Why the fallback is in use, when it is. */
+  reason?: string;
+}
+
+function load(): Loaded {
+  if (process.env.PAGEWARM_FORCE_FALLBACK === '1') {
+    return { binding: fallbackBinding(), native: false, reason: 'PAGEWARM_FORCE_FALLBACK=1' };
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Binding & { unsupported?: boolean };
+    const binding = nodeGypBuild(packageRoot());
+    if (binding.unsupported) return { binding: fallbackBinding(), native: false, reason: `no native support on ${process.platform}` };
+    return { binding, native: true };
+  } catch (err) {
+    return { binding: fallbackBinding(), native: false, reason: `native addon did not load: ${(err as Error).message}` };
+  }
+}
+
+const loaded = load();
+
+/** The binding in use: native, or the portable fallback. */
+export const binding: Binding = loaded.binding;
+/** True when the native addon is in use. */
+export const isNative: boolean = loaded.native;
+/** Why the fallback is in use (undefined when native). */
+export const fallbackReason: string | undefined = loaded.reason;
+
+let lastId = 0;
+/** A job id unique within this thread, for cancel(). */
+export function nextId(): number {
+  lastId = lastId >= 0xffffffff ? 1 : lastId + 1;
+  return lastId;
+}

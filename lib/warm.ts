@@ -1,0 +1,100 @@
+/**
+ * Warming the page cache: make a file range resident before a zero-copy send
+ * or a read on a latency-sensitive thread, so that later access never waits
+ * for the disk (the LINE/Kafka fix, KAFKA-7504).
+ */
+import { open } from 'node:fs/promises';
+import { binding, nextId } from './native';
+import { settle, unwrap } from './settle';
+import { invalidArgType } from './errors';
+import { toFd, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
+
+/** Options for {@link prepareForRead}. */
+export interface PrepareOptions {
+  /** Aborts the warm-up; it stops within about one chunk, and what it already warmed stays warm. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Brings `[offset, offset + length)` of a file into the page cache, on
+ * pagewarm's own native threads (never the libuv threadpool), without copying
+ * a byte to user space: sendfile(2) to /dev/null, as Kafka's prepareForRead.
+ *
+ * Large ranges are warmed one chunk at a time (8 MiB by default, see
+ * {@link configure}), round-robin with other warm-ups, so small requests are
+ * never stuck behind large ones. A range that is already fully resident and
+ * at most 2 MiB long resolves on the JS thread, without a thread hop.
+ *
+ * The descriptor is duplicated for the operation, so closing it while the
+ * warm-up runs is safe. O_DIRECT descriptors are warmed through a buffered
+ * reopen of the same file; filesystems that cannot splice are warmed by
+ * reading into a reused buffer.
+ *
+ * @param fd A descriptor opened for reading (a regular file or a block device), or a FileHandle.
+ * @param offset Byte offset to start at. Default 0.
+ * @param length Bytes to warm. Default: to the end of the file.
+ * @returns The bytes of the range now resident: short at end of file, 0 past it.
+ * @throws (as a rejection) TypeError `ERR_INVALID_ARG_TYPE` / RangeError `ERR_OUT_OF_RANGE`
+ *   for bad arguments; a system error such as `EBADF: bad file descriptor, sendfile`,
+ *   `EISDIR` for a directory, `ESPIPE` for a pipe or socket, `EINVAL` for a character
+ *   device; an `AbortError` when `options.signal` aborts.
+ */
+export async function prepareForRead(
+  fd: FileLike,
+  offset?: number,
+  length?: number,
+  options?: PrepareOptions,
+): Promise<number> {
+  const handle = toFd(fd);
+  const start = toPosition(offset, 'offset', 0);
+  const count = toPosition(length, 'length', -1);
+  const signal = toSignal(toOptions<PrepareOptions>(options).signal);
+  throwIfAborted(signal);
+  const id = nextId();
+  return settle(binding.warm(handle, start, count, id), id, signal);
+}
+
+/**
+ * The blocking form of {@link prepareForRead}: warms the range on the
+ * calling thread and returns when it is resident. Meant for worker threads;
+ * on the main thread it blocks the event loop for as long as the disk takes.
+ *
+ * @returns The bytes of the range now resident.
+ * @throws TypeError / RangeError for bad arguments, or a system error.
+ */
+export function prepareForReadSync(fd: FileLike, offset?: number, length?: number): number {
+  const handle = toFd(fd);
+  const start = toPosition(offset, 'offset', 0);
+  const count = toPosition(length, 'length', -1);
+  return unwrap(binding.warmSync(handle, start, count));
+}
+
+/** Options for {@link warmFile}. */
+export interface WarmFileOptions extends PrepareOptions {
+  /** Byte offset to start at. Default 0. */
+  offset?: number;
+  /** Bytes to warm. Default: to the end of the file. */
+  length?: number;
+}
+
+/**
+ * Opens `path` read-only, warms the range with {@link prepareForRead}, and
+ * closes it again.
+ *
+ * @returns The bytes of the range now resident.
+ * @throws As `fs.promises.open` (ENOENT, EACCES, ...) and {@link prepareForRead}.
+ */
+export async function warmFile(path: string, options?: WarmFileOptions): Promise<number> {
+  if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
+  const opts = toOptions<WarmFileOptions>(options);
+  const start = toPosition(opts.offset, 'options.offset', 0);
+  const count = opts.length === undefined ? undefined : toPosition(opts.length, 'options.length', 0);
+  const signal = toSignal(opts.signal);
+  throwIfAborted(signal);
+  const file = await open(path, 'r');
+  try {
+    return await prepareForRead(file.fd, start, count, { signal });
+  } finally {
+    await file.close();
+  }
+}

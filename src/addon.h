@@ -1,0 +1,45 @@
+// The binding object each environment gets: per-environment state lives here
+// (Napi::Addon instance data), process-wide machinery in Pool.
+//
+// The TypeScript layer validates every argument; the checks here only keep a
+// wrong call from crashing the process. Calls report failures as
+// { errno, syscall } objects (returned by sync calls, used as the rejection
+// reason by async ones), which lib/errors.ts shapes into Node-style errors.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "env_queue.h"
+
+namespace pagewarm {
+
+class Binding : public Napi::Addon<Binding> {
+ public:
+  Binding(Napi::Env env, Napi::Object exports);
+
+  std::shared_ptr<EnvQueue> queue;
+
+ private:
+  // bind_warm.cc
+  Napi::Value Warm(const Napi::CallbackInfo& info);
+  Napi::Value WarmSync(const Napi::CallbackInfo& info);
+  // bind_residency.cc
+  Napi::Value Residency(const Napi::CallbackInfo& info);
+  Napi::Value ResidencySync(const Napi::CallbackInfo& info);
+  Napi::Value Advise(const Napi::CallbackInfo& info);
+  // bind_send.cc
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value SendSync(const Napi::CallbackInfo& info);
+  // addon.cc
+  Napi::Value Cancel(const Napi::CallbackInfo& info);
+  Napi::Value Configure(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Capabilities(const Napi::CallbackInfo& info);
+  Napi::Value SetTestFlags(const Napi::CallbackInfo& info);
+};
+
+// Reads argument i as an integer-valued number; throws TypeError otherwise.
+bool ArgInt64(const Napi::CallbackInfo& info, size_t i, int64_t* out);
+
+}  // namespace pagewarm

@@ -1,0 +1,170 @@
+// send / sendSync: sendfile(2) from a file to a socket or other descriptor.
+//
+// The async form runs on pagewarm's threads. A non-blocking socket that is
+// full parks the job in the Poller (no thread is held while a receiver is
+// slow); each slice moves at most one chunk, so one fast receiver cannot
+// starve other jobs.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "addon.h"
+#include "pool.h"
+#include "warm.h"
+
+namespace pagewarm {
+namespace {
+
+// A private dup of the destination, so a close() in JS cannot redirect us.
+class OutRef {
+ public:
+  ~OutRef() {
+    if (fd_ >= 0) close(fd_);
+  }
+  SysResult Open(int user_fd) {
+    fd_ = fcntl(user_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd_ < 0) return SysResult::Fail(errno, "sendfile");
+    int flags = fcntl(fd_, F_GETFL);
+    if (flags < 0) return SysResult::Fail(errno, "sendfile");
+    if ((flags & O_PATH) || (flags & O_ACCMODE) == O_RDONLY) return SysResult::Fail(EBADF, "sendfile");
+    return SysResult::Ok(0);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+// Sends up to `length` bytes; stops early at end of file (*eof) or when the
+// destination would block (*would_block).
+SysResult SendSome(int out, int in, int64_t offset, int64_t length, bool* eof,
+                   bool* would_block) {
+  int64_t done = 0;
+  *eof = *would_block = false;
+  while (done < length) {
+    off_t pos = offset + done;
+    ssize_t n = sendfile(out, in, &pos, std::min(length - done, kMaxIoPerCall));
+    if (n > 0) { done += n; continue; }
+    if (n == 0) { *eof = true; break; }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) { *would_block = true; break; }
+    SysResult r = SysResult::Fail(errno, "sendfile");
+    r.value = done;
+    return r;
+  }
+  return SysResult::Ok(done);
+}
+
+class SendJob : public Job {
+ public:
+  Slice RunSlice() override {
+    if (cancelled()) {
+      aborted_ = true;
+      return Slice::kDone;
+    }
+    int64_t chunk = std::min(length - done_, Pool::Get().chunk_size());
+    bool eof, would_block;
+    SysResult r = SendSome(out.fd(), file.fd(), offset + done_, chunk, &eof, &would_block);
+    done_ += r.value;
+    if (!r.ok()) {
+      error_ = r;
+      return Slice::kDone;
+    }
+    if (eof || done_ >= length) return Slice::kDone;
+    if (would_block) {
+      wait_fd = out.fd();
+      wait_events = EPOLLOUT;
+      return Slice::kWait;
+    }
+    return Slice::kMore;
+  }
+
+  void Settle(Napi::Env env, napi_deferred deferred) override {
+    Napi::Value reason;
+    if (aborted_) {
+      reason = CancelledValue(env, "sendfile");
+    } else if (!error_.ok()) {
+      reason = SysErrorValue(env, error_);
+    } else {
+      napi_resolve_deferred(env, deferred, Napi::Number::New(env, static_cast<double>(done_)));
+      return;
+    }
+    // Callers need to know how much reached the destination before it failed.
+    reason.As<Napi::Object>().Set("bytesSent", Napi::Number::New(env, static_cast<double>(done_)));
+    napi_reject_deferred(env, deferred, reason);
+  }
+
+  FileRef file;
+  OutRef out;
+  int64_t offset = 0;
+  int64_t length = 0;
+
+ private:
+  int64_t done_ = 0;
+  SysResult error_;
+  bool aborted_ = false;
+};
+
+}  // namespace
+
+// send(outFd, inFd, offset, length, id) -> Promise<number> | {errno, syscall}
+Napi::Value Binding::Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t out_fd, in_fd, offset, length, id;
+  if (!ArgInt64(info, 0, &out_fd) || !ArgInt64(info, 1, &in_fd) || !ArgInt64(info, 2, &offset) ||
+      !ArgInt64(info, 3, &length) || !ArgInt64(info, 4, &id))
+    return Napi::Value();
+  std::unique_ptr<SendJob> job(new SendJob());
+  SysResult r = job->out.Open(static_cast<int>(out_fd));
+  if (r.ok()) r = job->file.Open(static_cast<int>(in_fd), "sendfile", true);
+  if (!r.ok()) return SysErrorValue(env, r);
+  if (length < 0) length = ClampRange(job->file.size(), offset, INT64_MAX);
+  if (length == 0) return Napi::Number::New(env, 0);
+  job->id = static_cast<uint32_t>(id);
+  job->offset = offset;
+  job->length = length;
+  return queue->Submit(env, job.release());
+}
+
+// sendSync(outFd, inFd, offset, length) -> number | {errno, syscall, bytesSent}
+// Blocks the calling thread, also waiting out EAGAIN on a non-blocking outFd.
+Napi::Value Binding::SendSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t out_fd, in_fd, offset, length;
+  if (!ArgInt64(info, 0, &out_fd) || !ArgInt64(info, 1, &in_fd) || !ArgInt64(info, 2, &offset) ||
+      !ArgInt64(info, 3, &length))
+    return Napi::Value();
+  OutRef out;
+  FileRef file;
+  SysResult r = out.Open(static_cast<int>(out_fd));
+  if (r.ok()) r = file.Open(static_cast<int>(in_fd), "sendfile", true);
+  if (!r.ok()) return SysErrorValue(env, r);
+  if (length < 0) length = ClampRange(file.size(), offset, INT64_MAX);
+
+  int64_t done = 0;
+  while (done < length) {
+    bool eof, would_block;
+    r = SendSome(out.fd(), file.fd(), offset + done, length - done, &eof, &would_block);
+    done += r.value;
+    if (!r.ok()) {
+      Napi::Object o = SysErrorValue(env, r).As<Napi::Object>();
+      o.Set("bytesSent", Napi::Number::New(env, static_cast<double>(done)));
+      return o;
+    }
+    if (eof) break;
+    if (would_block) {
+      struct pollfd p = {out.fd(), POLLOUT, 0};
+      while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  return Napi::Number::New(env, static_cast<double>(done));
+}
+
+}  // namespace pagewarm

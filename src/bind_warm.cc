@@ -1,0 +1,119 @@
+// warm / warmSync: prepareForRead and prepareForReadSync.
+#include <algorithm>
+#include <memory>
+
+#include "addon.h"
+#include "pool.h"
+#include "residency.h"
+#include "warm.h"
+
+namespace pagewarm {
+namespace {
+
+// Ranges up to this size are checked for residency on the JS thread (about
+// 30 ns a page: 15 us for 2 MiB); larger ones on pagewarm's threads.
+constexpr int64_t kFastPathMax = 2 << 20;
+
+class WarmJob : public Job {
+ public:
+  Slice RunSlice() override {
+    if (cancelled()) {
+      aborted_ = true;
+      return Slice::kDone;
+    }
+    int64_t chunk = std::min(length - done_, Pool::Get().chunk_size());
+    bool eof = false;
+    SysResult r = WarmChunk(file, &state_, offset + done_, chunk, &eof);
+    if (!r.ok()) {
+      error_ = r;
+      return Slice::kDone;
+    }
+    done_ += r.value;
+    return (eof || done_ >= length) ? Slice::kDone : Slice::kMore;
+  }
+
+  void Settle(Napi::Env env, napi_deferred deferred) override {
+    if (aborted_) {
+      napi_reject_deferred(env, deferred, CancelledValue(env, "sendfile"));
+    } else if (!error_.ok()) {
+      napi_reject_deferred(env, deferred, SysErrorValue(env, error_));
+    } else {
+      napi_resolve_deferred(env, deferred, Napi::Number::New(env, static_cast<double>(done_)));
+    }
+  }
+
+  FileRef file;
+  int64_t offset = 0;
+  int64_t length = 0;
+
+ private:
+  WarmState state_;
+  int64_t done_ = 0;
+  SysResult error_;
+  bool aborted_ = false;
+};
+
+// Opens fd for warming and resolves the default length (-1: to the end).
+SysResult OpenRange(FileRef* file, int64_t fd, int64_t offset, int64_t* length) {
+  SysResult r = file->Open(static_cast<int>(fd), "sendfile", true);
+  if (!r.ok()) return r;
+  if (file->reopened()) Counters().direct_reopens.fetch_add(1, std::memory_order_relaxed);
+  if (*length < 0) *length = ClampRange(file->size(), offset, INT64_MAX);
+  return r;
+}
+
+}  // namespace
+
+// warm(fd, offset, length, id) -> number | Promise<number> | {errno, syscall}
+// A number when the answer is known on the JS thread: an empty range, one
+// past the end, or one that cachestat shows fully resident (the fast path).
+Napi::Value Binding::Warm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t fd, offset, length, id;
+  if (!ArgInt64(info, 0, &fd) || !ArgInt64(info, 1, &offset) ||
+      !ArgInt64(info, 2, &length) || !ArgInt64(info, 3, &id))
+    return Napi::Value();
+
+  std::unique_ptr<WarmJob> job(new WarmJob());
+  SysResult r = OpenRange(&job->file, fd, offset, &length);
+  if (!r.ok()) return SysErrorValue(env, r);
+
+  int64_t in_bounds = ClampRange(job->file.size(), offset, length);
+  if (length == 0 || in_bounds == 0) return Napi::Number::New(env, 0);
+  if (in_bounds <= kFastPathMax && FullyResident(job->file.fd(), offset, in_bounds)) {
+    Counters().fast_path_hits.fetch_add(1, std::memory_order_relaxed);
+    Counters().warmed_bytes.fetch_add(in_bounds, std::memory_order_relaxed);
+    return Napi::Number::New(env, static_cast<double>(in_bounds));
+  }
+
+  job->id = static_cast<uint32_t>(id);
+  job->offset = offset;
+  job->length = length;
+  return queue->Submit(env, job.release());
+}
+
+// warmSync(fd, offset, length) -> number | {errno, syscall}. Blocks.
+Napi::Value Binding::WarmSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t fd, offset, length;
+  if (!ArgInt64(info, 0, &fd) || !ArgInt64(info, 1, &offset) || !ArgInt64(info, 2, &length))
+    return Napi::Value();
+
+  FileRef file;
+  SysResult r = OpenRange(&file, fd, offset, &length);
+  if (!r.ok()) return SysErrorValue(env, r);
+
+  WarmState state;
+  int64_t done = 0;
+  int64_t chunk_size = Pool::Get().chunk_size();
+  while (done < length) {
+    bool eof = false;
+    r = WarmChunk(file, &state, offset + done, std::min(length - done, chunk_size), &eof);
+    if (!r.ok()) return SysErrorValue(env, r);
+    done += r.value;
+    if (eof) break;
+  }
+  return Napi::Number::New(env, static_cast<double>(done));
+}
+
+}  // namespace pagewarm

@@ -1,0 +1,56 @@
+#include "file_ref.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace pagewarm {
+
+FileRef::~FileRef() {
+  if (fd_ >= 0) close(fd_);
+}
+
+SysResult FileRef::Open(int user_fd, const char* syscall, bool reopen_direct) {
+  int fd = fcntl(user_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return SysResult::Fail(errno, syscall);
+  fd_ = fd;
+
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return SysResult::Fail(errno, syscall);
+  if ((flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY)
+    return SysResult::Fail(EBADF, syscall);  // what read/sendfile would say
+  writable_ = (flags & O_ACCMODE) == O_RDWR;
+
+  struct stat st;
+  if (fstat(fd, &st) != 0) return SysResult::Fail(errno, syscall);
+  uid_ = st.st_uid;
+  if (S_ISDIR(st.st_mode)) return SysResult::Fail(EISDIR, syscall);
+  if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+    return SysResult::Fail(ESPIPE, syscall);
+  if (S_ISREG(st.st_mode)) {
+    size_ = st.st_size;
+  } else if (S_ISBLK(st.st_mode)) {
+    uint64_t bytes = 0;
+    if (ioctl(fd, BLKGETSIZE64, &bytes) != 0) return SysResult::Fail(errno, "ioctl");
+    size_ = static_cast<int64_t>(bytes);
+  } else {
+    return SysResult::Fail(EINVAL, syscall);  // character devices: no page cache
+  }
+
+  if (reopen_direct && (flags & O_DIRECT)) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int buffered = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (buffered < 0) return SysResult::Fail(errno, "open");
+    close(fd_);
+    fd_ = buffered;
+    reopened_ = true;
+  }
+  return SysResult::Ok(0);
+}
+
+}  // namespace pagewarm

@@ -1,0 +1,54 @@
+// A unit of work that runs on pagewarm's threads and settles a JS promise.
+//
+// A job is created on the JS thread, sliced by the pool (one slice at a time,
+// round-robin with every other job, so a small job never waits behind all of
+// a large one), and handed back to its environment's queue when done. It
+// never touches napi off the JS thread: Settle() runs on the owning thread.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "sys_result.h"
+
+namespace pagewarm {
+
+class EnvQueue;
+
+enum class Slice {
+  kMore,  // more to do: requeue behind the other jobs
+  kDone,  // finished (or failed, or cancelled): settle it
+  kWait,  // waiting for wait_fd to become ready (see Poller)
+};
+
+class Job {
+ public:
+  virtual ~Job() = default;
+
+  // Runs one bounded slice of the work. Pool threads only.
+  virtual Slice RunSlice() = 0;
+  // Resolves or rejects the promise. The owning JS thread only.
+  virtual void Settle(Napi::Env env, napi_deferred deferred) = 0;
+
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+  std::shared_ptr<EnvQueue> owner;
+  napi_deferred deferred = nullptr;
+  uint32_t id = 0;
+  // For Slice::kWait: the descriptor and epoll events to wait for.
+  int wait_fd = -1;
+  uint32_t wait_events = 0;
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+// The plain object the TypeScript layer turns into a Node-style error.
+Napi::Value SysErrorValue(Napi::Env env, const SysResult& r);
+// The rejection reason of a cancelled job (errno ECANCELED, aborted: true).
+Napi::Value CancelledValue(Napi::Env env, const char* syscall);
+
+}  // namespace pagewarm

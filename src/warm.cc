@@ -1,0 +1,103 @@
+#include "warm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <memory>
+#include <mutex>
+
+#include "residency.h"
+
+namespace pagewarm {
+namespace {
+
+constexpr size_t kReadBufferSize = 1 << 20;
+std::atomic<bool> force_read_fallback{false};
+
+int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Reads into a buffer owned by the calling thread and reused by every
+// fallback warm-up that runs on it.
+SysResult ReadChunk(int fd, int64_t offset, int64_t length, bool* eof) {
+  thread_local std::unique_ptr<char[]> buffer;
+  if (!buffer) buffer.reset(new char[kReadBufferSize]);
+  int64_t done = 0;
+  while (done < length) {
+    ssize_t n = pread(fd, buffer.get(),
+                      Min(length - done, static_cast<int64_t>(kReadBufferSize)),
+                      offset + done);
+    if (n > 0) { done += n; continue; }
+    if (n == 0) { *eof = true; break; }
+    if (errno == EINTR) continue;
+    return SysResult::Fail(errno, "read");
+  }
+  return SysResult::Ok(done);
+}
+
+}  // namespace
+
+WarmCounters& Counters() {
+  static WarmCounters* counters = new WarmCounters();  // never destroyed
+  return *counters;
+}
+
+void SetForceReadFallback(bool on) { force_read_fallback.store(on); }
+bool ForceReadFallback() { return force_read_fallback.load(std::memory_order_relaxed); }
+
+int NullFd() {
+  static std::once_flag once;
+  static int fd = -1;
+  std::call_once(once, [] {
+    fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fd = -errno;
+  });
+  return fd;
+}
+
+SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
+                    int64_t length, bool* eof) {
+  WarmCounters& counters = Counters();
+  *eof = false;
+  if (length <= 0) return SysResult::Ok(0);
+
+  int64_t in_bounds = ClampRange(file.size(), offset, length);
+  if (in_bounds == length && FullyResident(file.fd(), offset, length)) {
+    counters.resident_skips.fetch_add(1, std::memory_order_relaxed);
+    counters.warmed_bytes.fetch_add(length, std::memory_order_relaxed);
+    return SysResult::Ok(length);
+  }
+
+  int64_t done = 0;
+  if (!state->read_fallback) {
+    int null_fd = NullFd();
+    if (null_fd < 0) return SysResult::Fail(-null_fd, "open");
+    while (done < length) {
+      off_t pos = offset + done;
+      ssize_t n = sendfile(null_fd, file.fd(), &pos, Min(length - done, kMaxIoPerCall));
+      if (n > 0) { done += n; continue; }
+      if (n == 0) { *eof = true; break; }
+      if (errno == EINTR) continue;
+      // No splice_read for this file (some FUSE, ZFS, GPFS, overlay set-ups):
+      // warm by reading instead, for the rest of this operation.
+      if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+        state->read_fallback = true;
+        break;
+      }
+      return SysResult::Fail(errno, "sendfile");
+    }
+    if (!state->read_fallback)
+      counters.sendfile_chunks.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (state->read_fallback && !*eof && done < length) {
+    SysResult r = ReadChunk(file.fd(), offset + done, length - done, eof);
+    if (!r.ok()) return r;
+    done += r.value;
+    counters.fallback_reads.fetch_add(1, std::memory_order_relaxed);
+  }
+  counters.warmed_bytes.fetch_add(done, std::memory_order_relaxed);
+  return SysResult::Ok(done);
+}
+
+}  // namespace pagewarm

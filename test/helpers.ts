@@ -68,11 +68,23 @@ function deviceOf(path: string): string {
   return `${major}:${minor}`;
 }
 
+/** Thread ids of this process whose name starts with `prefix` (pagewarm's threads are pagewarm-N). */
+export function threadIds(prefix: string): number[] {
+  return fs
+    .readdirSync('/proc/self/task')
+    .filter((tid) => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith(prefix))
+    .map(Number);
+}
+
 /**
- * Moves this process into a blkio cgroup that reads the disk holding `path`
- * at `bytesPerSecond`. Falls back to "unthrottled" where that is impossible.
+ * Puts this process (or, with `only`, just those threads) into a blkio
+ * cgroup that reads the disk holding `path` at `bytesPerSecond`. Falls back
+ * to "unthrottled" where that is impossible.
+ *
+ * Throttling only pagewarm's threads keeps the main thread's own page faults
+ * (these VMs page idle code out in the background) out of the throttle.
  */
-export function slowDisk(path: string, bytesPerSecond: number): SlowDisk {
+export function slowDisk(path: string, bytesPerSecond: number, only?: number[]): SlowDisk {
   const unthrottled = (why: string): SlowDisk => ({ mode: `unthrottled (${why})`, throttled: false, restore() {} });
   if (!fs.existsSync(join(BLKIO, 'blkio.throttle.read_bps_device'))) return unthrottled('no cgroup v1 blkio');
   const group = join(BLKIO, `pagewarm-test-${process.pid}`);
@@ -101,20 +113,23 @@ export function slowDisk(path: string, bytesPerSecond: number): SlowDisk {
       fs.rmdirSync(group);
       return unthrottled('the throttle file refused the device');
     }
-    fs.writeFileSync(join(group, 'cgroup.procs'), String(process.pid));
+    if (only) for (const tid of only) fs.writeFileSync(join(group, 'tasks'), String(tid));
+    else fs.writeFileSync(join(group, 'cgroup.procs'), String(process.pid));
     let restored = false;
     const restore = (): void => {
       if (restored) return;
       restored = true;
       try {
-        fs.writeFileSync(join(BLKIO, 'cgroup.procs'), String(process.pid));
+        if (only) for (const tid of only) fs.writeFileSync(join(BLKIO, 'tasks'), String(tid));
+        else fs.writeFileSync(join(BLKIO, 'cgroup.procs'), String(process.pid));
         fs.rmdirSync(group);
       } catch {
         /* best effort at exit */
       }
     };
     process.on('exit', restore);
-    return { mode: `throttled to ${(bytesPerSecond / 1e6).toFixed(0)} MB/s on ${device} (cgroup v1 blkio)`, throttled: true, restore };
+    const who = only ? `${only.length} threads` : 'the whole process';
+    return { mode: `throttled to ${(bytesPerSecond / 1e6).toFixed(0)} MB/s on ${device} for ${who} (cgroup v1 blkio)`, throttled: true, restore };
   } catch (err) {
     try {
       fs.rmdirSync(group);

@@ -1,0 +1,122 @@
+// Behaviour under a slow disk (a cgroup v1 blkio throttle where this machine
+// allows it): aborting mid-range, fairness between large and small warm-ups,
+// a responsive event loop, and a libuv threadpool left free for others.
+//
+// This whole process is moved into the throttled cgroup, so these tests live
+// in a file of their own.
+import t from 'tap';
+import * as fs from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { join } from 'node:path';
+import { prepareForRead, residencySync, evict, configure, stats } from '../lib/index';
+import { scratchDir, makeFile, slowDisk, threadIds } from './helpers';
+
+const MiB = 1 << 20;
+const dir = scratchDir();
+const big = makeFile(join(dir, 'big'), 256 * MiB);
+const disk = slowDisk(big, 50_000_000);
+t.teardown(() => disk.restore());
+t.comment(`disk mode: ${disk.mode}`);
+
+// Unthrottled, the same tests run against a fast disk: still valid, less telling.
+const coldFiles = Array.from({ length: 8 }, (_, i) => makeFile(join(dir, `cold${i}`), (disk.throttled ? 16 : 128) * MiB));
+
+function openCold(path: string): number {
+  const fd = fs.openSync(path, 'r');
+  evict(fd);
+  return fd;
+}
+
+t.test('abort mid-range: rejects within about a chunk, what was warmed stays warm', async (t) => {
+  configure({ chunkSize: 1 * MiB });
+  t.teardown(() => configure({ chunkSize: 8 * MiB }));
+  const fd = openCold(big);
+  t.teardown(() => fs.closeSync(fd));
+  const controller = new AbortController();
+  const started = process.hrtime.bigint();
+  const warming = prepareForRead(fd, 0, undefined, { signal: controller.signal });
+  await new Promise((resolve) => setTimeout(resolve, disk.throttled ? 300 : 20));
+  const reason = new Error('stop');
+  controller.abort(reason);
+  const abortedAt = process.hrtime.bigint();
+  const err = await warming.catch((e) => e);
+  const settledAfter = Number(process.hrtime.bigint() - abortedAt) / 1e6;
+  t.match(err, { name: 'AbortError', code: 'ABORT_ERR', cause: reason }, 'rejects with an AbortError');
+  const r = residencySync(fd);
+  t.ok(r.residentPages! > 0, `what was warmed stays warm (${r.residentPages} pages)`);
+  t.ok(r.residentPages! < r.pages, 'the rest was not warmed');
+  // One 1 MiB chunk at 50 MB/s takes ~20 ms; allow a wide margin on a busy machine.
+  t.ok(settledAfter < 2000, `settled ${settledAfter.toFixed(1)} ms after the abort`);
+  t.comment(`ran ${(Number(abortedAt - started) / 1e6).toFixed(0)} ms, settled ${settledAfter.toFixed(1)} ms after abort`);
+});
+
+t.test('fairness: a small warm-up finishes while a large cold one is in progress', async (t) => {
+  configure({ threads: 1, chunkSize: 2 * MiB });
+  t.teardown(() => configure({ threads: 4, chunkSize: 8 * MiB }));
+  const bigFd = openCold(big);
+  const smallFd = openCold(coldFiles[0]!);
+  t.teardown(() => {
+    fs.closeSync(bigFd);
+    fs.closeSync(smallFd);
+  });
+  let bigDone = false;
+  const large = prepareForRead(bigFd).then((n) => ((bigDone = true), n));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  t.equal(stats().threads, 1, 'one thread serves both');
+  const small = await prepareForRead(smallFd, 0, 4096);
+  t.equal(small, 4096);
+  t.equal(bigDone, false, 'the large one is still in progress when the small one resolves');
+  t.equal(await large, 256 * MiB);
+});
+
+t.test('isolation: fs work on the libuv pool proceeds while 8 cold warm-ups run', async (t) => {
+  t.equal(process.env.UV_THREADPOOL_SIZE ?? '4', '4', 'the default libuv pool of 4 threads');
+  const idle: number[] = [];
+  for (let i = 0; i < 50; i++) idle.push(await timeStat(big));
+
+  const fds = coldFiles.map(openCold);
+  t.teardown(() => fds.forEach((fd) => fs.closeSync(fd)));
+  let pending = fds.length;
+  const warmups = fds.map((fd) => prepareForRead(fd).finally(() => pending--));
+  const busy: number[] = [];
+  while (pending === fds.length && busy.length < 200) busy.push(await timeStat(big));
+  await Promise.all(warmups);
+
+  t.ok(busy.length >= 20, `${busy.length} stats completed while all 8 warm-ups were still in flight`);
+  const p50Idle = percentile(idle, 50);
+  const p50Busy = percentile(busy, 50);
+  t.comment(`stat p50 idle ${p50Idle.toFixed(3)} ms, during warm-ups ${p50Busy.toFixed(3)} ms; p99 ${percentile(busy, 99).toFixed(3)} ms`);
+  t.ok(p50Busy < Math.max(10 * p50Idle, 5), 'stat latency stays near its idle value');
+});
+
+t.test('the event loop stays responsive while a cold 256 MiB file warms', async (t) => {
+  const fd = openCold(big);
+  t.teardown(() => fs.closeSync(fd));
+  // Only pagewarm's threads read the slow disk here: with the whole process
+  // throttled, the main thread's own page faults (these VMs page idle code
+  // out) would queue behind the warm-up's reads, which is the VM, not us.
+  disk.restore();
+  const poolDisk = slowDisk(big, 50_000_000, threadIds('pagewarm-'));
+  t.teardown(() => poolDisk.restore());
+  t.comment(`disk mode: ${poolDisk.mode}`);
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  const n = await prepareForRead(fd);
+  h.disable();
+  t.equal(n, 256 * MiB);
+  const p99 = h.percentile(99) / 1e6;
+  t.comment(`event-loop delay p99 ${p99.toFixed(2)} ms, max ${(h.max / 1e6).toFixed(2)} ms over ${h.count} samples`);
+  t.ok(p99 < 20, `p99 ${p99.toFixed(2)} ms is well under 20 ms`);
+});
+
+async function timeStat(path: string): Promise<number> {
+  const start = process.hrtime.bigint();
+  await stat(path);
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}

@@ -115,6 +115,7 @@ void EnvQueue::OnTeardown(napi_async_cleanup_hook_handle, void* arg) {
   }
   for (auto& entry : q->in_flight_) entry.second->Cancel();
   q->in_flight_.clear();  // the pool still owns these; Complete() frees them
+  Pool::Get().Nudge();    // parked sends notice their cancellation now
   for (Job* job : unsettled) delete job;
 
   napi_async_destroy(q->env_, q->context_);

@@ -86,8 +86,8 @@ Napi::Value Binding::ResidencySync(const Napi::CallbackInfo& info) {
   int64_t fd, offset, length;
   if (!ArgInt64(info, 0, &fd) || !ArgInt64(info, 1, &offset) || !ArgInt64(info, 2, &length))
     return Napi::Value();
-  FileRef file;
-  SysResult r = file.Open(static_cast<int>(fd), ResidencySyscall(), false);
+  FileRef file;  // synchronous on the JS thread: no duplicate needed
+  SysResult r = file.Inspect(static_cast<int>(fd), ResidencySyscall());
   if (!r.ok()) return SysErrorValue(env, r);
   struct Residency res;
   r = QueryResidency(file, offset, length < 0 ? INT64_MAX - offset : length, &res);

@@ -53,12 +53,17 @@ class WarmJob : public Job {
   bool aborted_ = false;
 };
 
-// Opens fd for warming and resolves the default length (-1: to the end).
-SysResult OpenRange(FileRef* file, int64_t fd, int64_t offset, int64_t* length) {
-  SysResult r = file->Open(static_cast<int>(fd), "sendfile", true);
-  if (!r.ok()) return r;
-  if (file->reopened()) Counters().direct_reopens.fetch_add(1, std::memory_order_relaxed);
-  if (*length < 0) *length = ClampRange(file->size(), offset, INT64_MAX);
+// Checks fd for warming and resolves the default length (-1: to the end).
+SysResult InspectRange(FileRef* file, int64_t fd, int64_t offset, int64_t* length) {
+  SysResult r = file->Inspect(static_cast<int>(fd), "sendfile");
+  if (r.ok() && *length < 0) *length = ClampRange(file->size(), offset, INT64_MAX);
+  return r;
+}
+
+// Takes the duplicate the warm-up works on (a buffered reopen for O_DIRECT).
+SysResult AdoptForWarming(FileRef* file) {
+  SysResult r = file->Adopt("sendfile", true);
+  if (r.ok() && file->reopened()) Counters().direct_reopens.fetch_add(1, std::memory_order_relaxed);
   return r;
 }
 
@@ -75,7 +80,7 @@ Napi::Value Binding::Warm(const Napi::CallbackInfo& info) {
     return Napi::Value();
 
   std::unique_ptr<WarmJob> job(new WarmJob());
-  SysResult r = OpenRange(&job->file, fd, offset, &length);
+  SysResult r = InspectRange(&job->file, fd, offset, &length);
   if (!r.ok()) return SysErrorValue(env, r);
 
   int64_t in_bounds = ClampRange(job->file.size(), offset, length);
@@ -86,6 +91,8 @@ Napi::Value Binding::Warm(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, static_cast<double>(in_bounds));
   }
 
+  r = AdoptForWarming(&job->file);
+  if (!r.ok()) return SysErrorValue(env, r);
   job->id = static_cast<uint32_t>(id);
   job->offset = offset;
   job->length = length;
@@ -100,7 +107,8 @@ Napi::Value Binding::WarmSync(const Napi::CallbackInfo& info) {
     return Napi::Value();
 
   FileRef file;
-  SysResult r = OpenRange(&file, fd, offset, &length);
+  SysResult r = InspectRange(&file, fd, offset, &length);
+  if (r.ok()) r = AdoptForWarming(&file);
   if (!r.ok()) return SysErrorValue(env, r);
 
   WarmState state;

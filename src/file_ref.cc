@@ -11,22 +11,47 @@
 namespace pagewarm {
 
 FileRef::~FileRef() {
-  if (fd_ >= 0) close(fd_);
+  if (owned_) close(fd_);
 }
 
 SysResult FileRef::Open(int user_fd, const char* syscall, bool reopen_direct) {
-  int fd = fcntl(user_fd, F_DUPFD_CLOEXEC, 0);
+  SysResult r = Inspect(user_fd, syscall);
+  if (!r.ok()) return r;
+  return Adopt(syscall, reopen_direct);
+}
+
+SysResult FileRef::Inspect(int user_fd, const char* syscall) {
+  fd_ = user_fd;
+  return Check(syscall);
+}
+
+SysResult FileRef::Adopt(const char* syscall, bool reopen_direct) {
+  int fd = fcntl(fd_, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return SysResult::Fail(errno, syscall);
   fd_ = fd;
+  owned_ = true;
+  if (reopen_direct && direct_) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int buffered = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (buffered < 0) return SysResult::Fail(errno, "open");
+    close(fd_);
+    fd_ = buffered;
+    reopened_ = true;
+  }
+  return SysResult::Ok(0);
+}
 
-  int flags = fcntl(fd, F_GETFL);
+SysResult FileRef::Check(const char* syscall) {
+  int flags = fcntl(fd_, F_GETFL);
   if (flags < 0) return SysResult::Fail(errno, syscall);
   if ((flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY)
     return SysResult::Fail(EBADF, syscall);  // what read/sendfile would say
   writable_ = (flags & O_ACCMODE) == O_RDWR;
+  direct_ = (flags & O_DIRECT) != 0;
 
   struct stat st;
-  if (fstat(fd, &st) != 0) return SysResult::Fail(errno, syscall);
+  if (fstat(fd_, &st) != 0) return SysResult::Fail(errno, syscall);
   uid_ = st.st_uid;
   if (S_ISDIR(st.st_mode)) return SysResult::Fail(EISDIR, syscall);
   if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
@@ -35,20 +60,10 @@ SysResult FileRef::Open(int user_fd, const char* syscall, bool reopen_direct) {
     size_ = st.st_size;
   } else if (S_ISBLK(st.st_mode)) {
     uint64_t bytes = 0;
-    if (ioctl(fd, BLKGETSIZE64, &bytes) != 0) return SysResult::Fail(errno, "ioctl");
+    if (ioctl(fd_, BLKGETSIZE64, &bytes) != 0) return SysResult::Fail(errno, "ioctl");
     size_ = static_cast<int64_t>(bytes);
   } else {
     return SysResult::Fail(EINVAL, syscall);  // character devices: no page cache
-  }
-
-  if (reopen_direct && (flags & O_DIRECT)) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    int buffered = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (buffered < 0) return SysResult::Fail(errno, "open");
-    close(fd_);
-    fd_ = buffered;
-    reopened_ = true;
   }
   return SysResult::Ok(0);
 }

@@ -23,6 +23,12 @@ class FileRef {
   // reopen of the same file (splice from O_DIRECT bypasses the page cache).
   SysResult Open(int user_fd, const char* syscall, bool reopen_direct);
 
+  // The same checks on user_fd itself, without a duplicate: for work done
+  // synchronously on the JS thread (sync calls, the fast path). Adopt()
+  // later takes the duplicate if the work moves to another thread.
+  SysResult Inspect(int user_fd, const char* syscall);
+  SysResult Adopt(const char* syscall, bool reopen_direct);
+
   int fd() const { return fd_; }
   int64_t size() const { return size_; }
   bool reopened() const { return reopened_; }
@@ -30,7 +36,11 @@ class FileRef {
   bool writable() const { return writable_; }
 
  private:
+  SysResult Check(const char* syscall);
+
   int fd_ = -1;
+  bool owned_ = false;   // fd_ is our duplicate, closed by the destructor
+  bool direct_ = false;  // opened with O_DIRECT
   int64_t size_ = 0;
   uint32_t uid_ = 0;
   bool reopened_ = false;

@@ -34,6 +34,7 @@ SysResult Poller::Start() {
   stopping_ = false;
   try {
     thread_ = std::thread(&Poller::Run, this);
+    pthread_setname_np(thread_.native_handle(), "pagewarm-poll");
   } catch (const std::system_error& e) {
     return SysResult::Fail(e.code().value(), "pthread_create");
   }
@@ -82,7 +83,6 @@ void Poller::Run() {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
-  pthread_setname_np(pthread_self(), "pagewarm-poll");
 
   struct epoll_event events[64];
   for (;;) {

@@ -62,7 +62,11 @@ SysResult Pool::StartThreadsLocked() {
   }
   while (threads_.size() < target_) {
     try {
-      threads_.emplace_back(&Pool::Run, this, threads_.size());
+      size_t index = threads_.size();
+      threads_.emplace_back(&Pool::Run, this, index);
+      char name[16];  // named here, so it is visible as soon as we return
+      snprintf(name, sizeof name, "pagewarm-%zu", index);
+      pthread_setname_np(threads_.back().native_handle(), name);
     } catch (const std::system_error& e) {
       if (!threads_.empty()) break;  // run with what we have
       return SysResult::Fail(e.code().value(), "pthread_create");
@@ -132,9 +136,6 @@ void Pool::Run(size_t index) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals belong to Node's threads
-  char name[16];
-  snprintf(name, sizeof name, "pagewarm-%zu", index);
-  pthread_setname_np(pthread_self(), name);
 
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {

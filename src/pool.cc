@@ -65,7 +65,7 @@ SysResult Pool::StartThreadsLocked() {
       size_t index = threads_.size();
       threads_.emplace_back(&Pool::Run, this, index);
       char name[16];  // named here, so it is visible as soon as we return
-      snprintf(name, sizeof name, "pagewarm-%zu", index);
+      snprintf(name, sizeof name, "pagewarm-%hhu", static_cast<unsigned char>(index));  // < 256
       pthread_setname_np(threads_.back().native_handle(), name);
     } catch (const std::system_error& e) {
       if (!threads_.empty()) break;  // run with what we have

@@ -1,0 +1,94 @@
+/**
+ * The three ways the broker can answer a FETCH with segment bytes.
+ *
+ *   blocking  sendfile(2) on the event loop with no warm-up: Kafka before
+ *             KAFKA-7504. A cold page makes the whole event loop (every
+ *             producer's ack) wait for the disk.
+ *   stream    fs.createReadStream piped to the socket: idiomatic Node. Reads
+ *             run on the libuv pool and every byte is copied through a Buffer.
+ *   pagewarm  the LINE fix: the range is made resident on pagewarm's threads
+ *             (prepareForRead's mechanism), then sent from the page cache
+ *             with zero-copy sendfile(2) by `sendFile`, never on the event loop.
+ *
+ * `blocking` needs pagewarm's `sendfileSync` and `pagewarm` its `sendFile`
+ * (issue 3); `availableStrategies()` says which this build of pagewarm offers.
+ */
+import { createReadStream } from 'node:fs';
+import type { Socket } from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import * as pw from '../../lib/index';
+
+export const STRATEGIES = ['blocking', 'stream', 'pagewarm'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+/** Sends `count` bytes of the file `fd` from `offset` after `header`, in order, on `socket`. */
+export type FetchSender = (socket: Socket, header: Buffer, fd: number, offset: number, count: number) => Promise<void>;
+
+export interface StrategyOptions {
+  /** highWaterMark of the read stream (`stream` only). Default: Node's default, 64 KiB. */
+  streamHighWaterMark?: number;
+}
+
+// The socket API arrives with issue 3; look it up at run time so this example
+// type-checks and runs with or without it.
+interface SocketApi {
+  sendFile?: (socket: Socket, file: number, options?: { offset?: number; length?: number; warm?: boolean }) => Promise<{ bytes: number; zeroCopy: boolean }>;
+  sendfileSync?: (outFd: number, inFd: number, offset: number, length: number) => number;
+}
+const api = pw as unknown as SocketApi;
+
+/** The strategies this build of pagewarm supports, and why the others are missing. */
+export function availableStrategies(): { available: Strategy[]; missing: Partial<Record<Strategy, string>> } {
+  const available: Strategy[] = ['stream'];
+  const missing: Partial<Record<Strategy, string>> = {};
+  if (typeof api.sendfileSync === 'function') available.unshift('blocking');
+  else missing.blocking = 'pagewarm does not export sendfileSync yet (issue 3)';
+  if (typeof api.sendFile === 'function') available.push('pagewarm');
+  else missing.pagewarm = 'pagewarm does not export sendFile yet (issue 3)';
+  return { available, missing };
+}
+
+/** The descriptor of a plain TCP socket (what sendfile writes to). */
+export function socketFd(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('socket has no file descriptor');
+  return fd;
+}
+
+/** Writes `buf` and resolves once it has been handed to the kernel. */
+function writeFlushed(socket: Socket, buf: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.write(buf, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): FetchSender {
+  const { missing } = availableStrategies();
+  if (missing[strategy]) throw new Error(`strategy '${strategy}' is unavailable: ${missing[strategy]}`);
+  switch (strategy) {
+    case 'blocking': {
+      const sendfileSync = api.sendfileSync!;
+      return async (socket, header, fd, offset, count) => {
+        await writeFlushed(socket, header);
+        // Blocks the event loop until every byte is in the socket, including
+        // the time the disk takes for pages that are not resident.
+        sendfileSync(socketFd(socket), fd, offset, count);
+      };
+    }
+    case 'stream': {
+      const hwm = options.streamHighWaterMark;
+      return async (socket, header, fd, offset, count) => {
+        socket.write(header);
+        const source = createReadStream('', { fd, start: offset, end: offset + count - 1, autoClose: false, ...(hwm ? { highWaterMark: hwm } : {}) });
+        await pipeline(source, socket, { end: false });
+      };
+    }
+    case 'pagewarm': {
+      const sendFile = api.sendFile!;
+      return async (socket, header, fd, offset, count) => {
+        socket.write(header); // sendFile sends after bytes already queued
+        await sendFile(socket, fd, { offset, length: count, warm: true });
+      };
+    }
+  }
+}

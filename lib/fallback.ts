@@ -3,210 +3,458 @@
  * ordinary reads and writes. It serves platforms other than Linux, machines
  * where the addon failed to build or load, and PAGEWARM_FORCE_FALLBACK=1.
  *
- * Warming reads the range into one reused 1 MiB scratch buffer (the bytes
- * are copied once and dropped); residency is reported as unknown; advice is
- * accepted and does nothing; sending copies through the scratch buffer.
- * These reads run on the libuv threadpool: the fallback cannot keep cold
- * reads off it the way the native threads do.
+ * - Warming reads the range into a scratch buffer that every warm-up reuses
+ *   (the bytes are copied once and dropped).
+ * - Residency is reported as `source: 'unknown'` with null counts: Node has no
+ *   way to ask the kernel, and the fallback never guesses.
+ * - Advice (and so `evict`) is checked like posix_fadvise checks it, then
+ *   does nothing.
+ * - Sending copies through a buffer of the job's own.
+ *
+ * Argument checks and errors match the native binding's: the descriptor is
+ * checked on the calling thread (EBADF for a closed, write-only or O_PATH
+ * descriptor, EISDIR, ESPIPE for pipes and sockets, EINVAL for character
+ * devices) and the failure is returned, not thrown, exactly as native does.
+ *
+ * Like the native pool, at most `threads` reads run at once, one chunk each,
+ * first come first served, so a small warm-up is not stuck behind a large
+ * one. The reads themselves run on the libuv threadpool (there is no other
+ * way to read off the JS thread in Node), which the native addon avoids.
+ *
+ * Async calls work on a private reopen of the descriptor (/proc/self/fd/N on
+ * Linux, /dev/fd/N elsewhere) where the system allows it, so a JS close()
+ * during the operation cannot redirect it to a reused descriptor number; the
+ * reopen also drops O_DIRECT, as the native buffered reopen does. The
+ * destination of a send cannot be reopened (sockets), so a send's destination
+ * must stay open until the send settles.
  */
 import * as fs from 'node:fs';
-import { promisify } from 'node:util';
+import { constants as osConstants, endianness } from 'node:os';
 import type { Binding, NativeResidency, NativeStats } from './native';
 import type { NativeFailure } from './errors';
 
-const read = promisify(fs.read);
-const write = promisify(fs.write);
-const fstat = promisify(fs.fstat);
-
+const E = osConstants.errno;
 const SCRATCH = 1 << 20;
-const EAGAIN = 11;
+const isLinux = process.platform === 'linux';
+// Linux open(2) flag bits that Node does not export (the same on x86, arm and arm64).
+const O_PATH = 0o10000000;
+const O_ACCMODE = 3;
 
-interface Counters {
-  warmedBytes: number;
-  fallbackReads: number;
+/** The first thing a native call checks about a descriptor, and what it learns. */
+interface FdInfo {
+  /** Bytes a range can cover: the file size, or Infinity for a block device of unknown size. */
+  size: number;
+  /** Opened with O_DIRECT (Linux): reads must go through a buffered reopen. */
+  direct: boolean;
 }
 
 function failure(err: unknown, syscall: string): NativeFailure {
   const e = err as NodeJS.ErrnoException;
-  return { errno: Math.abs(e.errno ?? 22), syscall: e.syscall && e.syscall !== 'fstat' ? e.syscall : syscall };
+  return { errno: Math.abs(e.errno ?? E.EIO), syscall };
 }
 
-/** What the native FileRef checks: something with a page cache, readable. */
-function checkStat(st: fs.Stats, syscall: string): NativeFailure | undefined {
-  if (st.isDirectory()) return { errno: 21, syscall }; // EISDIR
-  if (st.isFIFO() || st.isSocket()) return { errno: 29, syscall }; // ESPIPE
-  if (st.isCharacterDevice()) return { errno: 22, syscall }; // EINVAL
-  return undefined;
+function isFailure(value: unknown): value is NativeFailure {
+  return typeof value === 'object' && value !== null && typeof (value as NativeFailure).errno === 'number';
 }
 
-function clamp(size: number, offset: number, length: number): number {
-  if (length < 0) return Math.max(0, size - offset);
-  return length;
+/** The open flags of fd from /proc/self/fdinfo (Linux), or undefined where that does not exist. */
+function openFlags(fd: number): number | undefined {
+  if (!isLinux) return undefined;
+  try {
+    const match = /^flags:\s*([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'));
+    return match ? parseInt(match[1], 8) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
+/** Size in bytes of a block device (Linux sysfs), or Infinity when it cannot be told. */
+function blockDeviceSize(fd: number): number {
+  if (!isLinux) return Infinity;
+  try {
+    const rdev = fs.fstatSync(fd, { bigint: true }).rdev;
+    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    const sectors = Number(fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'latin1').trim());
+    return Number.isSafeInteger(sectors) ? sectors * 512 : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+
+/**
+ * What the native FileRef checks, in its order: an open, readable descriptor
+ * (not write-only, not O_PATH) of a regular file or block device.
+ */
+function inspectFd(fd: number, syscall: string): FdInfo | NativeFailure {
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(fd);
+  } catch (e) {
+    return failure(e, syscall);
+  }
+  const flags = openFlags(fd);
+  if (flags !== undefined && ((flags & O_PATH) !== 0 || (flags & O_ACCMODE) === fs.constants.O_WRONLY)) {
+    return { errno: E.EBADF, syscall };
+  }
+  if (st.isDirectory()) return { errno: E.EISDIR, syscall };
+  if (st.isFIFO() || st.isSocket()) return { errno: E.ESPIPE, syscall };
+  const direct = flags !== undefined && fs.constants.O_DIRECT !== undefined && (flags & fs.constants.O_DIRECT) !== 0;
+  if (st.isFile()) return { size: st.size, direct };
+  if (st.isBlockDevice()) return { size: blockDeviceSize(fd), direct };
+  return { errno: E.EINVAL, syscall }; // character devices: no page cache
+}
+
+/**
+ * A private descriptor for the same open file, read-only and buffered, or
+ * undefined where the system will not give one (then the caller's is used).
+ * Only called for regular files and block devices (opening a FIFO would block).
+ */
+function reopen(fd: number): number | undefined {
+  const path = isLinux ? `/proc/self/fd/${fd}` : process.platform === 'win32' ? undefined : `/dev/fd/${fd}`;
+  if (path === undefined) return undefined;
+  try {
+    return fs.openSync(path, fs.constants.O_RDONLY);
+  } catch {
+    return undefined;
+  }
+}
+
+function closeQuietly(fd: number | undefined): void {
+  if (fd !== undefined) fs.close(fd, () => {});
+}
+
+/** Bytes of [offset, offset + length) inside a file of `size` bytes; length -1: to the end. */
+function rangeLength(size: number, offset: number, length: number): number {
+  const rest = Math.max(0, size - offset);
+  return length < 0 ? rest : Math.min(length, rest);
+}
+
+/** The system page size: from the auxiliary vector on Linux, else the platform's usual one. */
+function pageSize(): number {
+  if (isLinux) {
+    try {
+      const auxv = fs.readFileSync('/proc/self/auxv');
+      const wide = process.arch.endsWith('64');
+      const step = wide ? 8 : 4;
+      const le = endianness() === 'LE';
+      const word = (at: number): number =>
+        wide
+          ? Number(le ? auxv.readBigUInt64LE(at) : auxv.readBigUInt64BE(at))
+          : le
+            ? auxv.readUInt32LE(at)
+            : auxv.readUInt32BE(at);
+      for (let at = 0; at + 2 * step <= auxv.length; at += 2 * step) {
+        const key = word(at);
+        if (key === 0) break; // AT_NULL
+        if (key === 6) return word(at + step); // AT_PAGESZ
+      }
+    } catch {
+      // fall through to the usual size
+    }
+  }
+  return process.platform === 'darwin' && process.arch === 'arm64' ? 16384 : 4096;
+}
+
+/** A counting semaphore, first come first served: the fallback's "threads". */
+class Slots {
+  private free: number;
+  private readonly waiters: Array<() => void> = [];
+  running = 0;
+
+  constructor(private size: number) {
+    this.free = size;
+  }
+
+  get queued(): number {
+    return this.waiters.length;
+  }
+
+  acquire(): Promise<void> | undefined {
+    if (this.free > 0 && this.waiters.length === 0) {
+      this.free--;
+      this.running++;
+      return undefined;
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  release(): void {
+    this.running--;
+    this.free++;
+    this.wake();
+  }
+
+  resize(size: number): void {
+    this.free += size - this.size;
+    this.size = size;
+    this.wake();
+  }
+
+  private wake(): void {
+    while (this.free > 0 && this.waiters.length > 0) {
+      this.free--;
+      this.running++;
+      this.waiters.shift()!();
+    }
+  }
+}
+
+/** Sleeps the calling thread (sendSync on a full non-blocking destination). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** The fallback binding. One per thread, like the native per-environment state. */
 export function fallbackBinding(): Binding {
-  const counters: Counters = { warmedBytes: 0, fallbackReads: 0 };
+  const counters = { warmedBytes: 0, fallbackReads: 0, directReopens: 0 };
   const cancelled = new Set<number>();
   const running = new Set<number>();
-  let scratch: Buffer | undefined;
   let chunkSize = 8 << 20;
   let threads = 4;
-  const buffer = (): Buffer => (scratch ??= Buffer.allocUnsafe(SCRATCH));
+  const slots = new Slots(threads);
+  const page = pageSize();
+  let scratch: Buffer | undefined;
+  // Warm-ups drop what they read, so they can all read into the same buffer.
+  const warmBuffer = (): Buffer => (scratch ??= Buffer.allocUnsafe(SCRATCH));
+  const readSize = (): number => Math.min(chunkSize, SCRATCH);
 
-  async function readRange(fd: number, offset: number, length: number, id: number): Promise<number> {
-    let done = 0;
-    while (done < length) {
-      if (cancelled.has(id)) throw { errno: 125, syscall: 'sendfile', aborted: true } satisfies NativeFailure;
-      // A buffer per call: concurrent warm-ups must not share one mid-read.
-      const buf = Buffer.allocUnsafe(Math.min(SCRATCH, length - done));
-      const { bytesRead } = await read(fd, buf, 0, buf.length, offset + done).catch((e) => {
-        throw failure(e, 'read');
-      });
-      if (bytesRead === 0) break;
-      done += bytesRead;
-      counters.fallbackReads++;
-    }
-    counters.warmedBytes += done;
-    return done;
-  }
+  const aborted = (syscall: string, bytesSent?: number): NativeFailure =>
+    bytesSent === undefined
+      ? { errno: E.ECANCELED, syscall, aborted: true }
+      : { errno: E.ECANCELED, syscall, aborted: true, bytesSent };
 
-  async function track<T>(id: number, work: () => Promise<T>): Promise<T> {
-    running.add(id);
+  /** One chunk read in a slot. */
+  async function readChunk(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
+    await slots.acquire();
     try {
-      return await work();
+      const bytesRead = await new Promise<number>((resolve, reject) =>
+        fs.read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))),
+      );
+      return bytesRead;
     } finally {
-      running.delete(id);
-      cancelled.delete(id);
+      slots.release();
     }
   }
 
-  function statSync(fd: number, syscall: string): fs.Stats | NativeFailure {
-    try {
-      const st = fs.fstatSync(fd);
-      return checkStat(st, syscall) ?? st;
-    } catch (e) {
-      return failure(e, syscall);
-    }
+  /** Runs an async job on a private descriptor, tracked for cancel(). */
+  function start<T>(id: number, fd: number, info: FdInfo, work: (fd: number) => Promise<T>): Promise<T> {
+    const own = reopen(fd);
+    if (own !== undefined && info.direct) counters.directReopens++;
+    running.add(id);
+    return (async () => {
+      try {
+        return await work(own ?? fd);
+      } finally {
+        closeQuietly(own);
+        running.delete(id);
+        cancelled.delete(id);
+      }
+    })();
   }
 
-  const unknownResidency = (size: number, offset: number, length: number): NativeResidency => {
-    const bytes = Math.max(0, Math.min(length < 0 ? Infinity : length, size - offset));
-    const page = 4096;
+  /** A private buffered descriptor for a sync call on an O_DIRECT fd (else the caller's). */
+  function syncFd(fd: number, info: FdInfo): { fd: number; own?: number } {
+    if (!info.direct) return { fd };
+    const own = reopen(fd);
+    if (own === undefined) return { fd };
+    counters.directReopens++;
+    return { fd: own, own };
+  }
+
+  function unknownResidency(info: FdInfo, offset: number, length: number): NativeResidency {
+    const size = Number.isFinite(info.size) ? info.size : offset + Math.max(0, length);
+    const bytes = rangeLength(size, offset, length);
     const pages = bytes === 0 ? 0 : Math.ceil((offset + bytes) / page) - Math.floor(offset / page);
     return { bytes, pages, resident: null, dirty: null, writeback: null, evicted: null, recentlyEvicted: null, source: 'unknown' };
-  };
+  }
+
+  /** Checks the destination of a send as the native OutRef does: open, writable, not O_PATH. */
+  function inspectOut(outFd: number): NativeFailure | undefined {
+    try {
+      fs.fstatSync(outFd);
+    } catch (e) {
+      return failure(e, 'sendfile');
+    }
+    const flags = openFlags(outFd);
+    if (flags !== undefined && ((flags & O_PATH) !== 0 || (flags & O_ACCMODE) === fs.constants.O_RDONLY)) {
+      return { errno: E.EBADF, syscall: 'sendfile' };
+    }
+    return undefined;
+  }
 
   return {
     warm(fd, offset, length, id) {
-      return track(id, async () => {
-        const st = await fstat(fd).catch((e) => Promise.reject(failure(e, 'sendfile')));
-        const bad = checkStat(st, 'sendfile');
-        if (bad) throw bad;
-        return readRange(fd, offset, clamp(st.size, offset, length), id);
+      const info = inspectFd(fd, 'sendfile');
+      if (isFailure(info)) return info;
+      const total = rangeLength(info.size, offset, length);
+      if (total === 0) return 0;
+      return start(id, fd, info, async (src) => {
+        const buf = warmBuffer();
+        let done = 0;
+        while (done < total) {
+          if (cancelled.has(id)) throw aborted('sendfile');
+          let n: number;
+          try {
+            n = await readChunk(src, buf, Math.min(readSize(), total - done), offset + done);
+          } catch (e) {
+            throw failure(e, 'read');
+          }
+          if (n === 0) break; // end of file (it may have shrunk)
+          done += n;
+          counters.fallbackReads++;
+          counters.warmedBytes += n;
+        }
+        return done;
       });
     },
+
     warmSync(fd, offset, length) {
-      const st = statSync(fd, 'sendfile');
-      if (!(st instanceof fs.Stats)) return st;
-      const total = clamp(st.size, offset, length);
-      const buf = buffer();
+      const info = inspectFd(fd, 'sendfile');
+      if (isFailure(info)) return info;
+      const total = rangeLength(info.size, offset, length);
+      const { fd: src, own } = syncFd(fd, info);
+      const buf = warmBuffer();
       let done = 0;
       try {
         while (done < total) {
-          const n = fs.readSync(fd, buf, 0, Math.min(SCRATCH, total - done), offset + done);
+          const n = fs.readSync(src, buf, 0, Math.min(readSize(), total - done), offset + done);
           if (n === 0) break;
           done += n;
           counters.fallbackReads++;
+          counters.warmedBytes += n;
         }
       } catch (e) {
         return failure(e, 'read');
+      } finally {
+        if (own !== undefined) fs.closeSync(own);
       }
-      counters.warmedBytes += done;
       return done;
     },
+
     residency(fd, offset, length, id) {
-      return track(id, async () => {
-        const st = await fstat(fd).catch((e) => Promise.reject(failure(e, 'mincore')));
-        const bad = checkStat(st, 'mincore');
-        if (bad) throw bad;
-        return unknownResidency(st.size, offset, length);
+      const info = inspectFd(fd, 'mincore');
+      if (isFailure(info)) return info;
+      running.add(id);
+      return Promise.resolve().then(() => {
+        running.delete(id);
+        const wasCancelled = cancelled.delete(id);
+        if (wasCancelled) throw aborted('mincore');
+        return unknownResidency(info, offset, length);
       });
     },
+
     residencySync(fd, offset, length) {
-      const st = statSync(fd, 'mincore');
-      if (!(st instanceof fs.Stats)) return st;
-      return unknownResidency(st.size, offset, length);
+      const info = inspectFd(fd, 'mincore');
+      if (isFailure(info)) return info;
+      return unknownResidency(info, offset, length);
     },
+
     advise(fd) {
+      // posix_fadvise: EBADF for a closed or O_PATH descriptor, ESPIPE for a pipe.
+      let st: fs.Stats;
       try {
-        fs.fstatSync(fd);
+        st = fs.fstatSync(fd);
       } catch (e) {
         return failure(e, 'posix_fadvise');
       }
+      const flags = openFlags(fd);
+      if (flags !== undefined && (flags & O_PATH) !== 0) return { errno: E.EBADF, syscall: 'posix_fadvise' };
+      if (st.isFIFO()) return { errno: E.ESPIPE, syscall: 'posix_fadvise' };
       return undefined;
     },
+
     send(outFd, inFd, offset, length, id) {
-      return track(id, async () => {
-        const st = await fstat(inFd).catch((e) => Promise.reject(failure(e, 'sendfile')));
-        const bad = checkStat(st, 'sendfile');
-        if (bad) throw bad;
-        const total = clamp(st.size, offset, length);
+      const bad = inspectOut(outFd);
+      if (bad) return bad;
+      const info = inspectFd(inFd, 'sendfile');
+      if (isFailure(info)) return info;
+      const total = rangeLength(info.size, offset, length);
+      if (total === 0) return 0;
+      return start(id, inFd, info, async (src) => {
+        const buf = Buffer.allocUnsafe(Math.min(readSize(), total)); // this job's own: its bytes matter
         let sent = 0;
+        let backoff = 1;
         while (sent < total) {
-          if (cancelled.has(id)) throw { errno: 125, syscall: 'sendfile', aborted: true, bytesSent: sent };
-          const buf = Buffer.allocUnsafe(Math.min(SCRATCH, total - sent));
-          const { bytesRead } = await read(inFd, buf, 0, buf.length, offset + sent).catch((e) => {
-            throw { ...failure(e, 'read'), bytesSent: sent };
-          });
-          if (bytesRead === 0) break;
+          if (cancelled.has(id)) throw aborted('sendfile', sent);
+          let n: number;
+          try {
+            n = await readChunk(src, buf, Math.min(buf.length, total - sent), offset + sent);
+          } catch (e) {
+            throw { ...failure(e, 'sendfile'), bytesSent: sent };
+          }
+          if (n === 0) break;
           let written = 0;
-          while (written < bytesRead) {
+          while (written < n) {
+            if (cancelled.has(id)) throw aborted('sendfile', sent + written);
             try {
-              written += (await write(outFd, buf, written, bytesRead - written)).bytesWritten;
+              written += await new Promise<number>((resolve, reject) =>
+                fs.write(outFd, buf, written, n - written, null, (err, w) => (err ? reject(err) : resolve(w))),
+              );
+              backoff = 1;
             } catch (e) {
-              const f = failure(e, 'write');
-              if (f.errno !== EAGAIN) throw { ...f, bytesSent: sent + written };
-              await new Promise((resolve) => setTimeout(resolve, 1)); // a full non-blocking socket
+              const f = failure(e, 'sendfile');
+              if (f.errno !== E.EAGAIN && f.errno !== E.EWOULDBLOCK) throw { ...f, bytesSent: sent + written };
+              // A full non-blocking destination: no poller here, so back off and retry.
+              await new Promise((resolve) => setTimeout(resolve, backoff));
+              backoff = Math.min(backoff * 2, 50);
             }
           }
-          sent += bytesRead;
+          sent += n;
         }
         return sent;
       });
     },
+
     sendSync(outFd, inFd, offset, length) {
-      const st = statSync(inFd, 'sendfile');
-      if (!(st instanceof fs.Stats)) return st;
-      const total = clamp(st.size, offset, length);
-      const buf = buffer();
+      const bad = inspectOut(outFd);
+      if (bad) return bad;
+      const info = inspectFd(inFd, 'sendfile');
+      if (isFailure(info)) return info;
+      const total = rangeLength(info.size, offset, length);
+      const { fd: src, own } = syncFd(inFd, info);
+      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(readSize(), total)));
       let sent = 0;
       try {
         while (sent < total) {
-          const n = fs.readSync(inFd, buf, 0, Math.min(SCRATCH, total - sent), offset + sent);
+          const n = fs.readSync(src, buf, 0, Math.min(buf.length, total - sent), offset + sent);
           if (n === 0) break;
           let written = 0;
+          let backoff = 1;
           while (written < n) {
             try {
               written += fs.writeSync(outFd, buf, written, n - written);
+              backoff = 1;
             } catch (e) {
-              if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+              const code = (e as NodeJS.ErrnoException).code;
+              if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') return { ...failure(e, 'sendfile'), bytesSent: sent + written };
+              sleepSync(backoff); // a full non-blocking destination
+              backoff = Math.min(backoff * 2, 50);
             }
           }
           sent += n;
         }
       } catch (e) {
         return { ...failure(e, 'sendfile'), bytesSent: sent };
+      } finally {
+        if (own !== undefined) fs.closeSync(own);
       }
       return sent;
     },
+
     cancel(id) {
       if (running.has(id)) cancelled.add(id);
     },
+
     configure(t, c) {
-      if (t > 0) threads = t;
+      if (t > 0) {
+        threads = t;
+        slots.resize(t);
+      }
       if (c > 0) chunkSize = c;
       return undefined;
     },
+
     stats(): NativeStats {
       return {
         warmedBytes: counters.warmedBytes,
@@ -214,16 +462,17 @@ export function fallbackBinding(): Binding {
         residentSkips: 0,
         sendfileChunks: 0,
         fallbackReads: counters.fallbackReads,
-        directReopens: 0,
-        queued: 0,
-        active: running.size,
+        directReopens: counters.directReopens,
+        queued: slots.queued,
+        active: slots.running,
         waiting: 0,
         threads,
         chunkSize,
       };
     },
+
     capabilities() {
-      return { cachestat: false, pageSize: 4096 };
+      return { cachestat: false, pageSize: page };
     },
   };
 }

@@ -110,6 +110,9 @@ Napi::Value Binding::WarmSync(const Napi::CallbackInfo& info) {
   SysResult r = InspectRange(&file, fd, offset, &length);
   if (r.ok()) r = AdoptForWarming(&file);
   if (!r.ok()) return SysErrorValue(env, r);
+  // At or past the end: 0, as warm() answers (sendfile would say EOVERFLOW
+  // for offsets beyond the filesystem's maximum file size).
+  if (ClampRange(file.size(), offset, length) == 0) return Napi::Number::New(env, 0);
 
   WarmState state;
   int64_t done = 0;

@@ -15,7 +15,6 @@
  */
 import { createReadStream } from 'node:fs';
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream/promises';
 import * as pw from '../../lib/index';
 
 export const STRATEGIES = ['blocking', 'stream', 'pagewarm'] as const;
@@ -80,7 +79,23 @@ export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): 
       return async (socket, header, fd, offset, count) => {
         socket.write(header);
         const source = createReadStream('', { fd, start: offset, end: offset + count - 1, autoClose: false, ...(hwm ? { highWaterMark: hwm } : {}) });
-        await pipeline(source, socket, { end: false });
+        // pipe() with end:false, not stream.pipeline: pipeline leaves listeners
+        // on a destination it does not end, one set per fetch.
+        await new Promise<void>((resolve, reject) => {
+          const fail = (err?: Error) => {
+            source.unpipe(socket);
+            source.destroy();
+            socket.off('close', fail);
+            reject(err ?? new Error('socket closed'));
+          };
+          source.once('error', fail);
+          socket.once('close', fail);
+          source.once('end', () => {
+            socket.off('close', fail);
+            resolve();
+          });
+          source.pipe(socket, { end: false });
+        });
       };
     }
     case 'pagewarm': {

@@ -1,0 +1,78 @@
+/**
+ * broker-latency's consumer process: FETCHes old segments sequentially,
+ * `maxBytes` at a time, one request in flight, discarding the bytes. After
+ * each fetch it evicts the range it just received (posix_fadvise DONTNEED on
+ * its own descriptor), so every pass over the old segments finds them cold,
+ * as a catch-up reader on a busy broker would.
+ *
+ * Started with fork(); receives its job as an IPC message, replies with the
+ * bytes fetched inside the measurement window and exits.
+ */
+import { closeSync, openSync } from 'node:fs';
+import * as pw from '../../lib/index';
+import { BrokerClient } from '../../examples/broker/client';
+
+export interface ConsumerJob {
+  port: number;
+  segments: { id: number; size: number; path: string }[];
+  /** Index into `segments` to start at. */
+  first: number;
+  maxBytes: number;
+  startAt: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
+export interface ConsumerResult {
+  type: 'result';
+  bytes: number;
+  fetches: number;
+  totalBytes: number;
+}
+
+async function run(job: ConsumerJob): Promise<ConsumerResult> {
+  const client = await BrokerClient.connect(job.port, '127.0.0.1', { discardFetched: true });
+  const fds = job.segments.map((s) => openSync(s.path, 'r'));
+  const from = job.startAt + job.warmupMs;
+  const end = from + job.durationMs;
+  let bytes = 0;
+  let fetches = 0;
+  let totalBytes = 0;
+  let i = job.first;
+  let offset = 0;
+  while (Date.now() < job.startAt) await new Promise((r) => setTimeout(r, Math.max(1, job.startAt - Date.now())));
+  try {
+    while (Date.now() < end) {
+      const seg = job.segments[i];
+      const tf = Date.now();
+      const n = await client.fetchCount(seg.id, offset, job.maxBytes);
+      if (process.env.PW_DEBUG) console.error(`consumer ${process.pid} fetch ${seg.id}:${offset} -> ${n} in ${Date.now() - tf} ms`);
+      const t = Date.now();
+      totalBytes += n;
+      if (t >= from && t < end) {
+        bytes += n;
+        fetches++;
+      }
+      pw.evict(fds[i], offset, n);
+      offset += n;
+      if (n === 0 || offset >= seg.size) {
+        i = (i + 1) % job.segments.length;
+        offset = 0;
+      }
+    }
+  } finally {
+    client.destroy();
+    fds.forEach((fd) => closeSync(fd));
+  }
+  return { type: 'result', bytes, fetches, totalBytes };
+}
+
+process.send!({ type: 'ready' });
+process.once('message', (job: ConsumerJob) => {
+  run(job).then((r) => {
+    process.send!(r, () => process.exit(0));
+  }, (err) => {
+    console.error('consumer:', err);
+    process.exit(1);
+  });
+});

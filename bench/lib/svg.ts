@@ -1,0 +1,104 @@
+/**
+ * A small SVG writer for grouped bar charts with a logarithmic value axis
+ * (latency percentiles per strategy), one panel per disk mode. No dependency:
+ * it writes the markup itself.
+ */
+
+export interface Series {
+  name: string;
+  color: string;
+  /** One value per group; null draws no bar (not measured). */
+  values: (number | null)[];
+}
+
+export interface Panel {
+  title: string;
+  subtitle?: string;
+  /** Group labels along the x axis (e.g. p50, p99, p99.9, max). */
+  groups: string[];
+  series: Series[];
+}
+
+export interface ChartOptions {
+  title: string;
+  /** Unit appended to axis labels, e.g. 'ms'. */
+  unit: string;
+  footnote?: string;
+  panelWidth?: number;
+  panelHeight?: number;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** A compact label for a value: 0.42, 3.1, 27, 1200. */
+export function shortNumber(v: number): string {
+  if (v >= 100) return v.toFixed(0);
+  if (v >= 10) return v.toFixed(1).replace(/\.0$/, '');
+  if (v >= 1) return v.toFixed(2).replace(/0$/, '').replace(/\.$/, '');
+  return v.toPrecision(2);
+}
+
+function decadeLabel(exp: number, unit: string): string {
+  const v = 10 ** exp;
+  const s = exp >= 0 ? v.toFixed(0) : v.toFixed(-exp);
+  return `${s} ${unit}`;
+}
+
+/** Renders panels side by side, sharing one log scale so they can be compared. */
+export function barChartSvg(panels: Panel[], options: ChartOptions): string {
+  const pw = options.panelWidth ?? 460;
+  const ph = options.panelHeight ?? 300;
+  const margin = { top: 78, left: 64, right: 16, bottom: 46 };
+  const width = panels.length * pw + margin.left + margin.right;
+  const height = margin.top + ph + margin.bottom + (options.footnote ? 18 : 0);
+  const all = panels.flatMap((p) => p.series.flatMap((s) => s.values)).filter((v): v is number => v !== null && v > 0);
+  const lo = Math.floor(Math.log10(Math.min(...all, 1)));
+  const hi = Math.ceil(Math.log10(Math.max(...all, 10)));
+  const y = (v: number) => margin.top + ph - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * ph;
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
+  out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">${esc(options.title)}</text>`);
+  // Legend (series are the same in every panel).
+  const legend = panels[0]?.series ?? [];
+  let lx = margin.left;
+  for (const s of legend) {
+    out.push(`<rect x="${lx}" y="34" width="12" height="12" fill="${s.color}"/>`);
+    out.push(`<text x="${lx + 16}" y="44">${esc(s.name)}</text>`);
+    lx += 22 + s.name.length * 7;
+  }
+  panels.forEach((p, pi) => {
+    const x0 = margin.left + pi * pw;
+    const innerW = pw - 20;
+    out.push(`<text x="${x0 + innerW / 2}" y="${margin.top - 12}" text-anchor="middle" font-weight="bold">${esc(p.title)}</text>`);
+    if (p.subtitle) out.push(`<text x="${x0 + innerW / 2}" y="${margin.top - 1}" text-anchor="middle" font-size="10" fill="#555">${esc(p.subtitle)}</text>`);
+    for (let e = lo; e <= hi; e++) {
+      const gy = y(10 ** e);
+      out.push(`<line x1="${x0}" x2="${x0 + innerW}" y1="${gy}" y2="${gy}" stroke="#ddd"/>`);
+      if (pi === 0) out.push(`<text x="${x0 - 6}" y="${gy + 4}" text-anchor="end" fill="#333">${esc(decadeLabel(e, options.unit))}</text>`);
+    }
+    out.push(`<line x1="${x0}" x2="${x0 + innerW}" y1="${margin.top + ph}" y2="${margin.top + ph}" stroke="#333"/>`);
+    const gw = innerW / p.groups.length;
+    const bw = Math.min(26, (gw - 10) / Math.max(1, p.series.length));
+    p.groups.forEach((g, gi) => {
+      const gx = x0 + gi * gw + (gw - bw * p.series.length) / 2;
+      out.push(`<text x="${x0 + gi * gw + gw / 2}" y="${margin.top + ph + 18}" text-anchor="middle">${esc(g)}</text>`);
+      p.series.forEach((s, si) => {
+        const v = s.values[gi];
+        const bx = gx + si * bw;
+        if (v === null || !(v > 0)) {
+          out.push(`<text x="${bx + bw / 2}" y="${margin.top + ph - 4}" text-anchor="middle" font-size="9" fill="#999">n/a</text>`);
+          return;
+        }
+        const top = y(v);
+        out.push(`<rect x="${bx.toFixed(1)}" y="${top.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(margin.top + ph - top).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.name} ${g}: ${shortNumber(v)} ${options.unit}`)}</title></rect>`);
+        out.push(`<text x="${(bx + (bw - 2) / 2).toFixed(1)}" y="${(top - 3).toFixed(1)}" text-anchor="middle" font-size="9" fill="#222">${esc(shortNumber(v))}</text>`);
+      });
+    });
+  });
+  if (options.footnote) out.push(`<text x="${margin.left}" y="${height - 8}" font-size="10" fill="#555">${esc(options.footnote)}</text>`);
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

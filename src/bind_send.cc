@@ -4,9 +4,21 @@
 // full parks the job in the Poller (no thread is held while a receiver is
 // slow); each slice moves at most one chunk, so one fast receiver cannot
 // starve other jobs.
+//
+// SIGPIPE: a peer that went away makes sendfile raise SIGPIPE in the calling
+// thread. Pool threads block every signal, so there it stays pending and
+// harmless; sendSync runs on a JS thread and blocks SIGPIPE for the call (see
+// SigpipeGuard), so EPIPE is reported even where SIGPIPE's disposition is
+// SIG_DFL (an embedder, or a removed process.on('SIGPIPE') listener).
+//
+// The async form expects a non-blocking destination (every socket Node owns
+// is one). A blocking destination holds one pool thread for as long as the
+// receiver is slow, and a cancel takes effect when its sendfile call returns.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
@@ -39,6 +51,40 @@ class OutRef {
 
  private:
   int fd_ = -1;
+};
+
+// Blocks SIGPIPE on the calling thread for its lifetime. If our sendfile
+// failed with EPIPE (which raised SIGPIPE at this thread), the pending signal
+// is consumed before the old mask comes back, so it is never delivered.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeGuard() {
+    if (raised_ && !was_pending_) {
+      struct timespec zero = {0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &zero) == SIGPIPE) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+  void Saw(const SysResult& r) {
+    if (r.err == EPIPE) raised_ = true;
+  }
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool was_pending_ = false;
+  bool raised_ = false;
 };
 
 // Sends up to `length` bytes; stops early at end of file (*eof) or when the
@@ -125,7 +171,9 @@ Napi::Value Binding::Send(const Napi::CallbackInfo& info) {
   if (r.ok()) r = job->file.Open(static_cast<int>(in_fd), "sendfile", true);
   if (!r.ok()) return SysErrorValue(env, r);
   if (length < 0) length = ClampRange(job->file.size(), offset, INT64_MAX);
-  if (length == 0) return Napi::Number::New(env, 0);
+  // Nothing to send, or at or past the end: 0 without a thread hop (sendfile
+  // would say EOVERFLOW for offsets beyond the filesystem's maximum size).
+  if (length == 0 || offset >= job->file.size()) return Napi::Number::New(env, 0);
   job->id = static_cast<uint32_t>(id);
   job->offset = offset;
   job->length = length;
@@ -146,13 +194,16 @@ Napi::Value Binding::SendSync(const Napi::CallbackInfo& info) {
   if (r.ok()) r = file.Open(static_cast<int>(in_fd), "sendfile", true);
   if (!r.ok()) return SysErrorValue(env, r);
   if (length < 0) length = ClampRange(file.size(), offset, INT64_MAX);
+  if (length == 0 || offset >= file.size()) return Napi::Number::New(env, 0);
 
+  SigpipeGuard no_sigpipe;
   int64_t done = 0;
   while (done < length) {
     bool eof, would_block;
     r = SendSome(out.fd(), file.fd(), offset + done, length - done, &eof, &would_block);
     done += r.value;
     if (!r.ok()) {
+      no_sigpipe.Saw(r);
       Napi::Object o = SysErrorValue(env, r).As<Napi::Object>();
       o.Set("bytesSent", Napi::Number::New(env, static_cast<double>(done)));
       return o;

@@ -57,6 +57,12 @@ std::unordered_set<Job*> Poller::Stop() {
 
 void Poller::Park(Job* job) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (job->cancelled()) {
+    // Cancelled between its slice and here: Run() may already have looked
+    // for cancelled jobs, and its descriptor may never become ready.
+    pool_->Resume(job);
+    return;
+  }
   struct epoll_event ev = {};
   ev.events = job->wait_events | EPOLLONESHOT | EPOLLERR | EPOLLHUP;
   ev.data.ptr = job;

@@ -1,0 +1,120 @@
+/**
+ * The Node HTTP servers the http benchmark compares, one per process:
+ *
+ *   pagewarm        pagewarm's serveFile (zero-copy body; issue 3)
+ *   send            pillarjs/send: send(req, path, { root }).pipe(res)
+ *   fastify-static  fastify + @fastify/static
+ *   stream          plain http + fs.stat + fs.createReadStream(path).pipe(res)
+ *   memory          plain http serving files <= 1 MiB from a bounded in-memory
+ *                   cache (64 MiB), larger ones with createReadStream: the
+ *                   "cache small hot files" design, for comparison
+ *
+ * Forked with IPC: sends {type:'listening', port} and exits on disconnect.
+ * usage: bench/http/server.ts KIND ROOT
+ */
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join, normalize } from 'node:path';
+import * as pw from '../../lib/index';
+
+type ServeFile = (req: IncomingMessage, res: ServerResponse, path: string, options?: { root?: string }) => unknown;
+export const serveFile = (pw as unknown as { serveFile?: ServeFile }).serveFile;
+
+export const KINDS = ['pagewarm', 'send', 'fastify-static', 'stream', 'memory'] as const;
+export type Kind = (typeof KINDS)[number];
+
+function pathOf(req: IncomingMessage, root: string): string | null {
+  const p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+  const full = normalize(join(root, p));
+  return full.startsWith(root) ? full : null;
+}
+
+function notFound(res: ServerResponse): void {
+  res.statusCode = 404;
+  res.end();
+}
+
+function streamHandler(root: string) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const path = pathOf(req, root);
+    if (!path) return notFound(res);
+    let size: number;
+    try {
+      size = statSync(path).size;
+    } catch {
+      return notFound(res);
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+    createReadStream(path).pipe(res);
+  };
+}
+
+function memoryHandler(root: string) {
+  const cache = new Map<string, Buffer>();
+  let cached = 0;
+  const LIMIT = 64 * 1024 * 1024;
+  const fallback = streamHandler(root);
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const path = pathOf(req, root);
+    if (!path) return notFound(res);
+    let body = cache.get(path);
+    if (!body) {
+      let size: number;
+      try {
+        size = statSync(path).size;
+      } catch {
+        return notFound(res);
+      }
+      if (size > 1024 * 1024) return fallback(req, res);
+      body = readFileSync(path);
+      if (cached + body.length <= LIMIT) {
+        cache.set(path, body);
+        cached += body.length;
+      }
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(body);
+  };
+}
+
+export async function startServer(kind: Kind, root: string): Promise<{ port: number; close: () => Promise<void> }> {
+  if (kind === 'fastify-static') {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const fastify = require('fastify')({ logger: false });
+    fastify.register(require('@fastify/static'), { root });
+    await fastify.listen({ port: 0, host: '127.0.0.1' });
+    return { port: fastify.server.address().port, close: () => fastify.close() };
+  }
+  let handler: (req: IncomingMessage, res: ServerResponse) => void;
+  if (kind === 'pagewarm') {
+    if (!serveFile) throw new Error('pagewarm does not export serveFile yet (issue 3)');
+    handler = (req, res) => {
+      const p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      void serveFile(req, res, p, { root });
+    };
+  } else if (kind === 'send') {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const send = require('send') as (req: IncomingMessage, path: string, options: { root: string }) => NodeJS.ReadableStream & { pipe(res: ServerResponse): void };
+    handler = (req, res) => send(req, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname), { root }).pipe(res);
+  } else if (kind === 'stream') {
+    handler = streamHandler(root);
+  } else {
+    handler = memoryHandler(root);
+  }
+  const server: Server = createServer(handler);
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return { port, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+if (require.main === module) {
+  const [kind, root] = process.argv.slice(2) as [Kind, string];
+  startServer(kind, root).then(({ port }) => {
+    process.send?.({ type: 'listening', port, pid: process.pid });
+    process.on('disconnect', () => process.exit(0));
+  }, (err) => {
+    console.error(`http server ${kind}: ${(err as Error).message}`);
+    process.exit(1);
+  });
+}

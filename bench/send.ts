@@ -1,0 +1,191 @@
+/**
+ * send: a hot 1 GiB file over loopback TCP to a discarding receiver
+ * (bench/c/sink.c, a separate process).
+ *
+ *   pagewarm sendFile          zero-copy sendfile(2) on pagewarm's threads
+ *   pipeline, 1 MiB chunks     stream.pipeline(fs.createReadStream(f, { highWaterMark: 1 MiB }), socket)
+ *   pipeline, defaults         stream.pipeline(fs.createReadStream(f), socket)  (64 KiB chunks)
+ *   .pipe(), defaults          fs.createReadStream(f).pipe(socket)
+ *   C sendfile ref             bench/c/send_ref.c: a blocking sendfile(2) loop, one thread
+ *   C read+write ref           the same program with a 1 MiB read(2) + write(2) loop
+ *
+ * Throughput and sender CPU (user+sys of this process, all threads; the C
+ * references report their own getrusage). Node methods run in this process,
+ * rotated each repetition, with the file resident before each.
+ *
+ * usage: bench/send.ts [--smoke] [--reps=N] [--size=MiB]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream/promises';
+import * as pw from '../lib/index';
+import {
+  compileC, cpuSeconds, gbps, makeFile, median, MiB, nowMs, pairedRatio, parseFlags, printTable, printTargets, removeFile,
+  rotate, saveResults, target, TMP_DIR, type Flags, type Target,
+} from './lib/common';
+
+type SendFile = (socket: Socket, file: number, options?: { offset?: number; length?: number }) => Promise<{ bytes: number; zeroCopy: boolean }>;
+const sendFile = (pw as unknown as { sendFile?: SendFile }).sendFile;
+
+const ALL = ['pagewarm sendFile', 'pipeline, 1 MiB chunks', 'pipeline, defaults', '.pipe(), defaults', 'C sendfile ref', 'C read+write ref'] as const;
+type Method = (typeof ALL)[number];
+
+interface Sample {
+  wall: number;
+  cpu: number;
+  bytes: number;
+}
+
+/** The sink: a child process printing "port N", then "bytes N" per connection. */
+async function startSink(bin: string, maxSeconds: number) {
+  const child = spawn(bin, [String(maxSeconds)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const queue: string[] = [];
+  const waiters: ((l: string) => void)[] = [];
+  lines.on('line', (l) => {
+    const w = waiters.shift();
+    if (w) w(l);
+    else queue.push(l);
+  });
+  const next = () => new Promise<string>((resolve, reject) => {
+    const l = queue.shift();
+    if (l !== undefined) return resolve(l);
+    const timer = setTimeout(() => reject(new Error('sink did not answer within 60 s')), 60_000);
+    waiters.push((x) => {
+      clearTimeout(timer);
+      resolve(x);
+    });
+  });
+  const port = Number((await next()).split(' ')[1]);
+  return { port, next, stop: () => child.stdin!.end() };
+}
+
+function connected(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+function finished(socket: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.end(() => resolve());
+  });
+}
+
+async function runMethod(method: Method, path: string, size: number, port: number, cref: string | null): Promise<Sample | null> {
+  if (method.startsWith('C ')) {
+    if (!cref) return null;
+    const r = spawnSync(cref, [String(port), path, method === 'C sendfile ref' ? 'sendfile' : 'rw'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`send_ref failed: ${r.stderr}`);
+    const o = JSON.parse(r.stdout) as { bytes: number; wall: number; cpu: number };
+    return { wall: o.wall, cpu: o.cpu, bytes: o.bytes };
+  }
+  if (method === 'pagewarm sendFile' && !sendFile) return null;
+  const socket = await connected(port);
+  const fh = await open(path, 'r');
+  try {
+    const c0 = cpuSeconds();
+    const t0 = nowMs();
+    let bytes = size;
+    if (method === 'pagewarm sendFile') {
+      bytes = (await sendFile!(socket, fh.fd)).bytes;
+      await finished(socket);
+    } else if (method === 'pipeline, 1 MiB chunks') {
+      await pipeline(createReadStream(path, { highWaterMark: MiB }), socket);
+    } else if (method === 'pipeline, defaults') {
+      await pipeline(createReadStream(path), socket);
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const src = createReadStream(path);
+        src.once('error', reject);
+        socket.once('error', reject);
+        socket.once('finish', resolve);
+        src.pipe(socket);
+      });
+    }
+    return { wall: (nowMs() - t0) / 1000, cpu: cpuSeconds() - c0, bytes };
+  } finally {
+    socket.destroy();
+    await fh.close();
+  }
+}
+
+export async function main(flags: Flags = parseFlags()): Promise<void> {
+  const smoke = flags.smoke;
+  const size = Number(flags.raw.size ?? (smoke ? 16 : 1024)) * MiB;
+  const reps = flags.reps ?? (smoke ? 1 : 5);
+  const sinkBin = compileC('sink');
+  const cref = compileC('send_ref');
+  if (!sinkBin) throw new Error('cannot build bench/c/sink.c');
+  const methods = ALL.filter((m) => (m === 'pagewarm sendFile' ? !!sendFile : m.startsWith('C ') ? !!cref : true));
+  if (!sendFile) console.log('pagewarm sendFile skipped: pagewarm does not export sendFile yet (issue 3)');
+  const path = makeFile(join(TMP_DIR, `pagewarm-bench-send-${process.pid}`), size);
+  const sink = await startSink(sinkBin, 3600);
+  const samples: Record<string, Sample[]> = {};
+  for (const m of methods) samples[m] = [];
+  const targets: Target[] = [];
+  try {
+    console.log(`\nsend: hot ${size / MiB} MiB file over 127.0.0.1 to a discarding C receiver, ${reps} rotated repetitions`);
+    const warm = async () => {
+      const fh = await open(path, 'r');
+      await pw.prepareForRead(fh);
+      await fh.close();
+    };
+    for (const m of methods) { // untimed pass: JIT, connection paths
+      await warm();
+      await runMethod(m, path, size, sink.port, cref);
+      await sink.next();
+    }
+    for (let rep = 0; rep < reps; rep++) {
+      for (const m of rotate(methods, rep)) {
+        await warm();
+        const s = await runMethod(m, path, size, sink.port, cref);
+        const got = Number((await sink.next()).split(' ')[1]);
+        if (got !== size) throw new Error(`${m}: the receiver got ${got} bytes, not ${size}`);
+        if (s) samples[m].push(s);
+      }
+    }
+  } finally {
+    sink.stop();
+    removeFile(path);
+  }
+  const best = samples['pipeline, 1 MiB chunks'];
+  const ref = samples['C sendfile ref'] ?? [];
+  const tput = (s: Sample[]) => s.map((x) => x.bytes / x.wall);
+  printTable(`send ${size / MiB} MiB over loopback (medians of ${reps})`,
+    ['method', 'GB/s', 'wall ms', 'sender CPU ms', 'CPU s/GiB', 'GB/s vs pipeline 1 MiB', 'CPU vs pipeline 1 MiB', 'GB/s vs C sendfile'],
+    methods.map((m) => {
+      const s = samples[m];
+      return [m, gbps(size, median(s.map((x) => x.wall))), median(s.map((x) => x.wall)) * 1000, median(s.map((x) => x.cpu)) * 1000,
+        median(s.map((x) => x.cpu)) / (size / 2 ** 30),
+        pairedRatio(tput(s), tput(best)), pairedRatio(s.map((x) => x.cpu), best.map((x) => x.cpu)),
+        ref.length ? pairedRatio(tput(s), tput(ref)) : NaN];
+    }));
+  const pwS = samples['pagewarm sendFile'];
+  if (pwS?.length) {
+    const t = pairedRatio(tput(pwS), tput(best));
+    targets.push(target('send throughput: sendFile / pipeline 1 MiB', '>= 1.5', t, t >= 1.5));
+    const c = pairedRatio(pwS.map((x) => x.cpu), best.map((x) => x.cpu));
+    targets.push(target('send CPU: sendFile / pipeline 1 MiB', '<= 0.6', c, c <= 0.6));
+    if (ref.length) {
+      const r = pairedRatio(tput(ref), tput(pwS));
+      targets.push(target('send throughput: C sendfile / sendFile', '<= 1.25', r, r <= 1.25));
+    }
+  }
+  printTargets(targets);
+  const file = saveResults('send', smoke, { sizeBytes: size, reps, samples, targets, sendFileAvailable: !!sendFile });
+  console.log(`\nresults: ${file}`);
+}
+
+if (require.main === module) {
+  main().then(() => process.exit(0), (err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

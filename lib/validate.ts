@@ -16,7 +16,15 @@ function isFileHandle(value: unknown): value is FileHandle {
 
 /** Returns the descriptor number of fd (an int32 >= 0, or an open FileHandle's fd). */
 export function toFd(fd: unknown, name = 'fd'): number {
-  if (isFileHandle(fd)) return fd.fd; // -1 once closed: the syscall then says EBADF
+  if (isFileHandle(fd)) {
+    // -1 once closed: the syscall then says EBADF. Anything else that is not
+    // a descriptor number (from a FileHandle look-alike) would be truncated
+    // to some other descriptor by the native layer: refuse it here.
+    const n = fd.fd;
+    if (!Number.isInteger(n)) throw outOfRange(`${name}.fd`, 'an integer', n);
+    if (n < -1 || n > INT32_MAX) throw outOfRange(`${name}.fd`, `>= -1 && <= ${INT32_MAX}`, n);
+    return n;
+  }
   if (typeof fd !== 'number') throw invalidArgType(name, 'of type number or an instance of FileHandle', fd);
   if (!Number.isInteger(fd)) throw outOfRange(name, 'an integer', fd);
   if (fd < 0 || fd > INT32_MAX) throw outOfRange(name, `>= 0 && <= ${INT32_MAX}`, fd);

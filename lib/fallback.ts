@@ -50,6 +50,9 @@ interface FdInfo {
 
 function failure(err: unknown, syscall: string): NativeFailure {
   const e = err as NodeJS.ErrnoException;
+  // Node refuses a negative descriptor (a closed FileHandle's fd is -1)
+  // before the kernel sees it; the kernel, and so the native binding, says EBADF.
+  if (e.errno === undefined && e.code === 'ERR_OUT_OF_RANGE') return { errno: E.EBADF, syscall };
   return { errno: Math.abs(e.errno ?? E.EIO), syscall };
 }
 

@@ -8,23 +8,28 @@
  *   pagewarm   8 cold files warmed at once with prepareForRead (pagewarm's threads)
  *   libuv      the same 8 cold files read at once by awaited fs.read loops
  *              into 1 MiB Buffers (the libuv pool)
+ *   C processes the same 8 warm-ups by 4 separate C processes (bench/c/warm_ref.c,
+ *              two files each: as many at once as pagewarm's 4 threads): what
+ *              the disk I/O alone costs this process's stat latency, with
+ *              nothing of it running in this process
  *
  * Target: pagewarm's stat p99 within 2x of idle.
  *
  * usage: bench/isolation.ts [--smoke] [--disk=both|throttled|unthrottled] [--reps=N] [--size=MiB]
  */
 process.env.UV_THREADPOOL_SIZE = '4'; // before the first libuv pool job
+import { spawn } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as pw from '../lib/index';
 import {
-  evictPath, makeFile, median, MiB, nowMs, parseFlags, percentile, printTable, printTargets, removeFile, rotate,
+  compileC, evictPath, makeFile, median, MiB, nowMs, parseFlags, percentile, printTable, printTargets, removeFile, rotate,
   saveResults, target, TMP_DIR, type Flags, type Target,
 } from './lib/common';
 import { diskModes } from './lib/slowdisk';
 
-const SITUATIONS = ['idle', 'pagewarm', 'libuv'] as const;
+const SITUATIONS = ['idle', 'pagewarm', 'libuv', 'C processes'] as const;
 type Situation = (typeof SITUATIONS)[number];
 
 async function readAll(path: string): Promise<void> {
@@ -57,14 +62,37 @@ interface Run {
   loopDelayP99Ms: number;
 }
 
+/**
+ * Spawns a C warm-up that waits for a line on stdin before it starts
+ * (spawning blocks the event loop for tens of ms, so it must happen before
+ * the measurement); returns its start trigger and its completion.
+ */
+function cProcess(bin: string, paths: string[]): { go: () => void; done: Promise<void> } {
+  const c = spawn('sh', ['-c', 'read x; exec "$0" "$@"', bin, ...paths], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const done = new Promise<void>((resolve, reject) => {
+    c.once('error', reject);
+    c.once('exit', () => resolve());
+  });
+  return { go: () => c.stdin!.end('go\n'), done };
+}
+
+let cref: string | null = null;
+
 async function measure(situation: Situation, files: string[], statFile: string, idleMs: number, maxMs: number): Promise<Run> {
   if (situation !== 'idle') for (const f of files) evictPath(f);
+  const procs = situation === 'C processes' ? [0, 1, 2, 3].map((i) => cProcess(cref!, [files[i], files[i + 4]])) : [];
+  if (procs.length) await new Promise((r) => setTimeout(r, 300)); // let the shells reach `read`
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
   const t0 = nowMs();
   let done = situation === 'idle';
   let loadMs = 0;
-  const load = situation === 'idle' ? Promise.resolve() : Promise.all(files.map((f) => (situation === 'pagewarm' ? warmAll(f) : readAll(f)))).then(() => {
+  const load = situation === 'idle' ? Promise.resolve() : Promise.all(situation === 'C processes'
+    ? procs.map((p) => {
+      p.go();
+      return p.done;
+    })
+    : files.map((f) => (situation === 'pagewarm' ? warmAll(f) : readAll(f)))).then(() => {
     loadMs = nowMs() - t0;
     done = true;
   });
@@ -105,6 +133,8 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   const smoke = flags.smoke;
   const reps = flags.reps ?? (smoke ? 1 : 5);
   const { modes, probe } = diskModes(flags);
+  cref = compileC('warm_ref');
+  const situations = SITUATIONS.filter((s) => s !== 'C processes' || cref);
   const files: string[] = [];
   const statFile = join(TMP_DIR, `pagewarm-bench-iso-stat-${process.pid}`);
   makeFile(statFile, 4096);
@@ -123,7 +153,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
         await measure('pagewarm', files, statFile, 200, 2000);
         for (let rep = 0; rep < reps; rep++) {
           let idleMs = 1000;
-          for (const s of rotate(SITUATIONS, rep)) {
+          for (const s of rotate(situations, rep)) {
             const r = await measure(s, files, statFile, idleMs, smoke ? 5000 : 60000);
             if (s !== 'idle') idleMs = Math.max(300, Math.min(5000, r.loadMs));
             runs.push(r);
@@ -136,7 +166,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
       const pooled = (s: Situation) => runs.filter((r) => r.situation === s).flatMap((r) => r.latenciesUs);
       const perRep = (s: Situation, p: number) => runs.filter((r) => r.situation === s).map((r) => percentile(r.latenciesUs, p));
       const idle99 = perRep('idle', 99);
-      const rows = SITUATIONS.map((s) => {
+      const rows = situations.map((s) => {
         const all = pooled(s);
         const rs = runs.filter((r) => r.situation === s);
         const p99s = perRep(s, 99);
@@ -154,7 +184,8 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
       targets.push(target('isolation stat p99 during pagewarm warm-ups / idle', '<= 2', ratio, ratio <= 2, mode.label,
         `pooled p99 ratio ${pooledRatio.toFixed(2)}`));
       const lib = median(perRep('libuv', 99).map((x, i) => x / idle99[i]));
-      console.log(`libuv-pool warm-ups: stat p99 = ${lib.toFixed(1)}x idle; pagewarm: ${ratio.toFixed(2)}x idle`);
+      const cp = median(perRep('C processes', 99).map((x, i) => x / idle99[i]));
+      console.log(`stat p99 vs idle: pagewarm ${ratio.toFixed(2)}x; libuv-pool warm-ups ${lib.toFixed(1)}x; the same I/O from 4 C processes ${cp.toFixed(2)}x`);
     }
   } finally {
     for (const m of modes) m.throttle?.destroy();

@@ -4,7 +4,7 @@
  * on one thread. Prints one JSON line: bytes, wall and CPU seconds of the
  * loop itself (process start-up excluded).
  *
- * usage: warm_ref FILE [CHUNK_BYTES]
+ * usage: warm_ref FILE...   (one after another; env WARM_REF_CHUNK = bytes per call)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -29,27 +29,37 @@ static double cpu(void) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: %s FILE [CHUNK_BYTES]\n", argv[0]);
+    fprintf(stderr, "usage: %s FILE...\n", argv[0]);
     return 2;
   }
-  size_t chunk = argc > 2 ? strtoull(argv[2], NULL, 10) : 0x7ffff000;
-  int in = open(argv[1], O_RDONLY | O_CLOEXEC);
+  const char *env = getenv("WARM_REF_CHUNK");
+  size_t chunk = env ? strtoull(env, NULL, 10) : 0x7ffff000;
   int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  if (in < 0 || out < 0) {
-    perror("open");
+  if (out < 0) {
+    perror("open /dev/null");
     return 1;
   }
   double t0 = now(), c0 = cpu();
-  off_t off = 0;
-  for (;;) {
-    ssize_t n = sendfile(out, in, &off, chunk);
-    if (n == 0) break;
-    if (n < 0) {
-      perror("sendfile");
+  long long total = 0;
+  for (int i = 1; i < argc; i++) {
+    int in = open(argv[i], O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+      perror(argv[i]);
       return 1;
     }
+    off_t off = 0;
+    for (;;) {
+      ssize_t n = sendfile(out, in, &off, chunk);
+      if (n == 0) break;
+      if (n < 0) {
+        perror("sendfile");
+        return 1;
+      }
+    }
+    total += off;
+    close(in);
   }
   double t1 = now(), c1 = cpu();
-  printf("{\"bytes\":%lld,\"wall\":%.6f,\"cpu\":%.6f}\n", (long long)off, t1 - t0, c1 - c0);
+  printf("{\"bytes\":%lld,\"wall\":%.6f,\"cpu\":%.6f}\n", total, t1 - t0, c1 - c0);
   return 0;
 }

@@ -22,7 +22,7 @@ import * as hdr from 'hdr-histogram-js';
 import { segmentName } from '../examples/broker/log';
 import { availableStrategies, type Strategy } from '../examples/broker/strategies';
 import {
-  evictPath, GiB, median, MiB, pairedRatio, parseFlags, printTable, printTargets, REGISTER, ROOT, rotate, saveResults,
+  evictPath, GiB, median, MiB, pairedRatio, LAUNCH, parseFlags, printTable, printTargets, ROOT, rotate, saveResults,
   sleep, target, TMP_DIR, type Flags, type Target,
 } from './lib/common';
 import { diskModes, type DiskMode } from './lib/slowdisk';
@@ -101,7 +101,7 @@ function resetActive(dir: string, cfg: Config): void {
 }
 
 function forkTs(file: string, args: string[] = []): ChildProcess {
-  return fork(file, args, { execArgv: ['-r', REGISTER], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
+  return fork(LAUNCH, [file, ...args], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
 }
 
 function request<T>(child: ChildProcess, msg: object, type: string, timeoutMs: number): Promise<T> {

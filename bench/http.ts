@@ -24,7 +24,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import * as pw from '../lib/index';
 import {
-  GiB, KiB, makeFile, median, MiB, pairedRatio, parseFlags, printTable, printTargets, procCpuSeconds, REGISTER, ROOT,
+  GiB, KiB, makeFile, median, MiB, pairedRatio, parseFlags, printTable, printTargets, procCpuSeconds, LAUNCH, ROOT,
   rotate, saveResults, sleep, target, TMP_DIR, type Flags, type Target,
 } from './lib/common';
 import { serveFile } from './http/server';
@@ -113,7 +113,7 @@ http {
 }
 
 async function startNode(kind: string, root: string): Promise<Running> {
-  const child: ChildProcess = fork(join(__dirname, 'http', 'server.ts'), [kind, root], { execArgv: ['-r', REGISTER], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
+  const child: ChildProcess = fork(LAUNCH, [join(__dirname, 'http', 'server.ts'), kind, root], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${kind} server did not start`)), 60_000);
     child.once('message', (m: { port: number }) => {

@@ -182,3 +182,22 @@ for (const strategy of STRATEGIES) {
     });
   });
 }
+
+// The benchmark built on this broker, at tiny sizes. Opt-in: it starts five
+// processes and loads both cores for ~20 s, which would disturb the timing
+// tests that run beside it in `npm test`.
+t.test('bench/broker-latency.ts --smoke runs to the end', {
+  skip: process.env.PAGEWARM_BENCH_SMOKE === '1' ? false : 'set PAGEWARM_BENCH_SMOKE=1 to run the benchmark smoke test',
+  timeout: 240_000,
+}, async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const root = join(__dirname, '..');
+  // Loaded through require() from -e: tap's loaders would take a .ts main module for ESM.
+  const code = `require(${JSON.stringify(join(root, 'bench', 'register.js'))});
+    require(${JSON.stringify(join(root, 'bench', 'broker-latency.ts'))}).main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });`;
+  const r = spawnSync(process.execPath, ['-e', code, '--', 'x', '--smoke', '--disk=unthrottled'], { cwd: root, encoding: 'utf8', timeout: 230_000 });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /broker-latency \[unthrottled\]/);
+  t.match(r.stdout, /no-fetch baseline/);
+  for (const s of available) t.match(r.stdout, new RegExp(`\\n${s} `), `${s} measured`);
+});

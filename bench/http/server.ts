@@ -108,13 +108,17 @@ export async function startServer(kind: Kind, root: string): Promise<{ port: num
   return { port, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-if (require.main === module) {
+/** Command line: KIND ROOT; reports {type:'listening', port} over IPC. */
+export async function main(): Promise<void> {
   const [kind, root] = process.argv.slice(2) as [Kind, string];
-  startServer(kind, root).then(({ port }) => {
+  try {
+    const { port } = await startServer(kind, root);
     process.send?.({ type: 'listening', port, pid: process.pid });
     process.on('disconnect', () => process.exit(0));
-  }, (err) => {
+  } catch (err) {
     console.error(`http server ${kind}: ${(err as Error).message}`);
     process.exit(1);
-  });
+  }
 }
+
+if (require.main === module) void main();

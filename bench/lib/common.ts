@@ -21,6 +21,8 @@ export const OUT_DIR = join(ROOT, 'bench', 'out');
 export const TMP_DIR = process.env.PAGEWARM_BENCH_TMP ?? '/tmp';
 /** The file that loads TypeScript in child processes. */
 export const REGISTER = join(ROOT, 'bench', 'register.js');
+/** Starts a .ts module in a child process: `node LAUNCH file.ts args` (see bench/launch.js). */
+export const LAUNCH = join(ROOT, 'bench', 'launch.js');
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;

@@ -159,7 +159,7 @@ function arg(name: string, fallback?: string): string | undefined {
 }
 
 /** Command line: see the top of this file. Forked with IPC, it also answers {type:'stats'} and {type:'close'}. */
-async function main(): Promise<void> {
+export async function main(): Promise<void> {
   const dir = arg('dir');
   if (!dir) throw new Error('--dir is required');
   const strategy = (arg('strategy', 'pagewarm') as Strategy);

@@ -19,6 +19,10 @@
 // Usage: node scripts/prebuild.js [--arch x64,arm64]
 //   env PAGEWARM_PREBUILD_ARCHS=x64,arm64   the same, for npm scripts
 //   env PAGEWARM_PREBUILD_NO_APT=1           never call apt-get
+//   env PAGEWARM_PREBUILD_CACHE=DIR          where finished binaries are kept,
+//       keyed by a hash of every input (sources, build scripts, compiler,
+//       node-addon-api, node-gyp, node headers); 0 turns the cache off.
+//       Default: pagewarm-prebuild-cache in the system temp dir.
 //
 // musl (Alpine) is not built: Debian has no musl C++ toolchain, and a binary
 // that was never loaded on musl is not one to ship. On musl, node-gyp-build
@@ -27,6 +31,7 @@
 'use strict';
 
 const { execFileSync, spawnSync } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -87,9 +92,66 @@ function copyTree(from, to) {
   fs.cpSync(from, to, { recursive: true });
 }
 
-/** Builds one architecture in a scratch copy; returns the stripped binary's path. */
+/** A hash of everything the binary for `arch` is made from. */
+function inputsKey(arch, tc) {
+  const hash = crypto.createHash('sha256');
+  const add = (label, data) => hash.update(`${label}\0${data.length}\0`).update(data);
+  add('arch', arch);
+  add('node', process.versions.node);
+  for (const f of ['binding.gyp', ...fs.readdirSync(path.join(root, 'src')).sort().map((n) => `src/${n}`)]) {
+    add(f, fs.readFileSync(path.join(root, f)));
+  }
+  for (const f of ['prebuild.js', 'prebuild-compat.c', 'prebuild-exports.map']) add(f, fs.readFileSync(path.join(__dirname, f)));
+  for (const dep of ['node-addon-api', 'node-gyp', 'prebuildify']) add(dep, require(`${dep}/package.json`).version);
+  for (const tool of ['gcc', 'g++']) add(tool, execFileSync(`${tc.prefix}${tool}`, ['--version'], { encoding: 'utf8' }));
+  return hash.digest('hex').slice(0, 32);
+}
+
+function cacheDir() {
+  const dir = process.env.PAGEWARM_PREBUILD_CACHE;
+  if (dir === '0') return undefined;
+  return dir || path.join(os.tmpdir(), 'pagewarm-prebuild-cache');
+}
+
+/** Installs `file` as the prebuild for `arch` in prebuilds/; returns its path. */
+function install(arch, file) {
+  const dest = path.join(root, 'prebuilds', `${process.platform}-${arch}`);
+  fs.rmSync(dest, { recursive: true, force: true });
+  fs.mkdirSync(dest, { recursive: true });
+  const out = path.join(dest, path.basename(file));
+  fs.copyFileSync(file, out);
+  fs.chmodSync(out, 0o755);
+  return out;
+}
+
+/** The binary for one architecture, from the cache or built; returns its path in prebuilds/. */
 function buildArch(arch) {
   const tc = ensureToolchain(arch);
+  const cache = cacheDir();
+  const cached = cache && path.join(cache, inputsKey(arch, tc));
+  if (cached && fs.existsSync(cached)) {
+    const files = fs.readdirSync(cached).filter((f) => f.endsWith('.node'));
+    if (files.length === 1) {
+      console.error(`pagewarm prebuild: linux-${arch} from the cache (${cached})`);
+      return install(arch, path.join(cached, files[0]));
+    }
+  }
+  const built = compile(arch, tc);
+  if (cached) {
+    const tmp = `${cached}.${process.pid}`;
+    fs.mkdirSync(tmp, { recursive: true });
+    fs.copyFileSync(built, path.join(tmp, path.basename(built)));
+    try {
+      fs.renameSync(tmp, cached); // atomic: concurrent runs never see half an entry
+    } catch {
+      fs.rmSync(tmp, { recursive: true, force: true }); // another run got there first
+    }
+  }
+  return built;
+}
+
+/** Builds one architecture in a scratch copy; returns the stripped binary's path in prebuilds/. */
+function compile(arch, tc) {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), `pagewarm-prebuild-${arch}-`));
   try {
     for (const entry of ['binding.gyp', 'package.json', 'src']) copyTree(path.join(root, entry), path.join(scratch, entry));
@@ -141,11 +203,7 @@ function buildArch(arch) {
     const dir = path.join(scratch, 'prebuilds', `${process.platform}-${arch}`);
     const files = fs.readdirSync(dir).filter((f) => f.endsWith('.node'));
     if (files.length !== 1) throw new Error(`pagewarm prebuild: expected one .node in ${dir}, found ${files.join(', ')}`);
-    const dest = path.join(root, 'prebuilds', `${process.platform}-${arch}`);
-    fs.rmSync(dest, { recursive: true, force: true });
-    fs.mkdirSync(dest, { recursive: true });
-    fs.copyFileSync(path.join(dir, files[0]), path.join(dest, files[0]));
-    return path.join(dest, files[0]);
+    return install(arch, path.join(dir, files[0]));
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }

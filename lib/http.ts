@@ -1,0 +1,544 @@
+/**
+ * HTTP/1.x responses with zero-copy bodies: `sendFileResponse` for a file
+ * (or part of one) as a whole response, and `serveFile` for a static file
+ * server's GET/HEAD handling (ranges, validators, confinement to a root).
+ */
+import * as fs from 'node:fs';
+import { open as openFile, readlink, realpath } from 'node:fs/promises';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
+import { contentType } from './mime';
+import { openSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
+import { AbortError, invalidArgType, type CodedError } from './errors';
+import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
+
+/** Options for {@link sendFileResponse}. */
+export interface SendFileResponseOptions {
+  /** Byte offset in the file to start at. Default 0. */
+  offset?: number;
+  /** Bytes to send. Default: to the end of the file. Clamped to the file's size. */
+  length?: number;
+  /** The status code. Default 200. */
+  statusCode?: number;
+  /** Response headers, merged over those set with `res.setHeader()`. Content-Length is always set by pagewarm. */
+  headers?: http.OutgoingHttpHeaders;
+  /** Aborts the body; the connection is then closed (its response can no longer be completed). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Sends a file (or `[offset, offset + length)` of it) as the whole response:
+ * sets Content-Length (and Content-Type from the extension when `file` is a
+ * path and no Content-Type was given), writes the status line and headers,
+ * sends the body, and ends the response.
+ *
+ * On plain HTTP/1.x the body goes zero-copy from the page cache to the
+ * socket, warmed and sent on pagewarm's threads (see `sendFile`); keep-alive
+ * and pipelined requests on the connection keep working (a pipelined
+ * response waits for the connection like any other). Over HTTPS the body is
+ * copied through the TLS socket; for responses whose `write`/`end` were
+ * replaced (compression middleware) and for HTTP/2 compatibility responses
+ * it is written through `res.write()`. HEAD requests and 204/304 responses
+ * get no body. Usable from Express handlers (`res`) and Fastify
+ * (`reply.hijack()` then `reply.raw`).
+ *
+ * If the body cannot be completed (the client went away, the file shrank,
+ * an abort) the connection is destroyed, as no valid response can follow.
+ *
+ * @param res The response, headers not yet sent.
+ * @param file A path, a descriptor open for reading, or a FileHandle (a regular file).
+ * @returns `{ bytes, zeroCopy }`: body bytes sent, and how.
+ * @throws (as a rejection) TypeError / RangeError for bad arguments; `ERR_HTTP_HEADERS_SENT`;
+ *   a system error opening the file (`ENOENT`, `EISDIR`, ...) before anything is written;
+ *   the errors of `sendFile` (with `bytesSent`) when the body fails;
+ *   `ERR_HTTP_CONTENT_LENGTH_MISMATCH` when the file ended before Content-Length bytes.
+ */
+export async function sendFileResponse(
+  res: http.ServerResponse,
+  file: FileLike | string,
+  options?: SendFileResponseOptions,
+): Promise<SendFileResult> {
+  checkResponse(res);
+  const source = toSource(file);
+  const opts = toOptions<SendFileResponseOptions>(options);
+  const offset = toPosition(opts.offset, 'options.offset', 0);
+  const length = opts.length === undefined ? -1 : toPosition(opts.length, 'options.length', 0);
+  const statusCode = opts.statusCode === undefined ? 200 : toIntInRange(opts.statusCode, 'options.statusCode', 100, 999);
+  const headers = toHeaders(opts.headers);
+  const signal = toSignal(opts.signal);
+  throwIfAborted(signal);
+  if (res.headersSent) throw headersSent();
+
+  const input = await openSource(source);
+  try {
+    const size = (await fstat(input.fd)).size;
+    const start = Math.min(offset, size);
+    const count = length < 0 ? size - start : Math.min(length, size - start);
+    if (!hasHeader(headers, 'content-type') && !res.hasHeader('content-type') && 'path' in source) {
+      headers['content-type'] = contentType(source.path);
+    }
+    return await respond(res, input, start, count, statusCode, headers, signal);
+  } finally {
+    await input.close();
+  }
+}
+
+/** Options for {@link serveFile}. */
+export interface ServeFileOptions {
+  /**
+   * The directory files are served from. `path` is then the request's URL
+   * path (percent-encoded, a query string is ignored), and nothing outside
+   * root is ever served: `..` segments (also percent-encoded) get 403, NUL
+   * bytes and malformed encodings 400, and a file whose real path (after
+   * symlinks) leaves root 404. Without root, `path` is a file system path
+   * used as it is (NUL and `..` segments are still refused).
+   */
+  root?: string;
+  /** Send a weak ETag (size and mtime) and honour If-None-Match / If-Match / If-Range. Default true. */
+  etag?: boolean;
+  /** Send Last-Modified and honour If-Modified-Since / If-Unmodified-Since. Default true. */
+  lastModified?: boolean;
+  /** Cache-Control max-age in **seconds**. Default 0. */
+  maxAge?: number;
+}
+
+/** What {@link serveFile} resolves with. */
+export interface ServeFileResult {
+  /** The status sent: 200, 206, 304, 400, 403, 404, 405, 412, 416 or 500. */
+  statusCode: number;
+  /** Body bytes of the file sent (0 for HEAD and error responses). */
+  bytes: number;
+  /** Whether the body went zero-copy. */
+  zeroCopy: boolean;
+}
+
+/**
+ * Answers a GET or HEAD request with a file, as a static file server does.
+ *
+ * - Methods: GET and HEAD; others get 405 with `Allow: GET, HEAD`.
+ * - Validators: a weak ETag from size and mtime and Last-Modified;
+ *   If-None-Match / If-Modified-Since give 304, If-Match /
+ *   If-Unmodified-Since give 412.
+ * - Ranges: one byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) gives 206
+ *   with Content-Range; a range that starts past the end (or a suffix of 0)
+ *   gives 416 with `Content-Range: bytes *\/size`; several ranges, or a
+ *   malformed header, give 200 with the whole file; If-Range is honoured.
+ * - Content-Type from the extension (see `contentType`), Accept-Ranges,
+ *   Cache-Control `public, max-age=<maxAge>`.
+ * - Confinement to `options.root`, see {@link ServeFileOptions.root}.
+ *   Directories, devices and FIFOs get 404; unreadable files 403; other
+ *   failures to open 500. Error responses have a short text body.
+ *
+ * The file is opened on the libuv threadpool (O_NONBLOCK, so a FIFO cannot
+ * hang it) and the body is sent as {@link sendFileResponse} does.
+ *
+ * @param req The request (its method and headers are read).
+ * @param res Its response, headers not yet sent.
+ * @param path The URL path under `root` (e.g. `req.url`), or a file path without `root`.
+ * @returns `{ statusCode, bytes, zeroCopy }`.
+ * @throws (as a rejection) TypeError / RangeError for bad arguments; `ERR_HTTP_HEADERS_SENT`;
+ *   the errors of `sendFile` when the client goes away during the body (the connection
+ *   is then destroyed). Problems with the file itself are answered, not thrown.
+ */
+export async function serveFile(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  path: string,
+  options?: ServeFileOptions,
+): Promise<ServeFileResult> {
+  if (typeof req !== 'object' || req === null || typeof req.headers !== 'object' || req.headers === null) {
+    throw invalidArgType('req', 'an instance of http.IncomingMessage', req);
+  }
+  checkResponse(res);
+  if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
+  const opts = toOptions<ServeFileOptions>(options);
+  if (opts.root !== undefined && typeof opts.root !== 'string') throw invalidArgType('options.root', 'of type string', opts.root);
+  const useEtag = toBoolean(opts.etag, 'options.etag', true);
+  const useLastModified = toBoolean(opts.lastModified, 'options.lastModified', true);
+  const maxAge = opts.maxAge === undefined ? 0 : toIntInRange(opts.maxAge, 'options.maxAge', 0, 2 ** 31 - 1);
+  if (res.headersSent) throw headersSent();
+
+  const method = req.method ?? 'GET';
+  if (method !== 'GET' && method !== 'HEAD') return fail(res, 405, { allow: 'GET, HEAD' });
+
+  const target = resolveTarget(path, opts.root);
+  if (typeof target === 'number') return fail(res, target);
+
+  let input: Input;
+  try {
+    const handle = await openFile(target, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0));
+    input = { fd: handle.fd, close: () => handle.close() };
+  } catch (err) {
+    return fail(res, statusForOpenError(err));
+  }
+  try {
+    if (opts.root !== undefined && !(await confined(input.fd, target, opts.root))) return fail(res, 404);
+    let st: fs.Stats;
+    try {
+      st = await fstat(input.fd);
+    } catch (err) {
+      return fail(res, statusForOpenError(err));
+    }
+    if (!st.isFile()) return fail(res, 404);
+
+    const etag = `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+    const mtime = Math.floor(st.mtimeMs / 1000); // HTTP dates have whole seconds
+    const headers: http.OutgoingHttpHeaders = {
+      'cache-control': `public, max-age=${maxAge}`,
+    };
+    if (useEtag) headers.etag = etag;
+    if (useLastModified) headers['last-modified'] = new Date(mtime * 1000).toUTCString();
+
+    const h = req.headers;
+    // Preconditions (RFC 9110 section 13.2.2), in order.
+    const ifMatch = header(h['if-match']);
+    const ifUnmodified = header(h['if-unmodified-since']);
+    if (useEtag && ifMatch !== undefined) {
+      if (!matchesEtag(ifMatch, etag)) return fail(res, 412, headers);
+    } else if (useLastModified && ifUnmodified !== undefined) {
+      const since = parseDate(ifUnmodified);
+      if (since !== undefined && mtime > since) return fail(res, 412, headers);
+    }
+    const ifNoneMatch = header(h['if-none-match']);
+    const ifModified = header(h['if-modified-since']);
+    if (useEtag && ifNoneMatch !== undefined) {
+      if (matchesEtag(ifNoneMatch, etag)) return notModified(res, headers);
+    } else if (useLastModified && ifModified !== undefined) {
+      const since = parseDate(ifModified);
+      if (since !== undefined && mtime <= since) return notModified(res, headers);
+    }
+
+    headers['accept-ranges'] = 'bytes';
+    headers['content-type'] = contentType(target);
+    let statusCode = 200;
+    let start = 0;
+    let count = st.size;
+    const rangeHeader = header(h.range);
+    if (rangeHeader !== undefined && rangeApplies(header(h['if-range']), etag, mtime, useEtag, useLastModified)) {
+      const range = parseRange(rangeHeader, st.size);
+      if (range === 'unsatisfiable') {
+        return fail(res, 416, { ...headers, 'content-range': `bytes */${st.size}` });
+      }
+      if (range) {
+        statusCode = 206;
+        start = range.start;
+        count = range.end - range.start + 1;
+        headers['content-range'] = `bytes ${range.start}-${range.end}/${st.size}`;
+      }
+    }
+    const sent = await respond(res, input, start, count, statusCode, headers, undefined);
+    return { statusCode, bytes: sent.bytes, zeroCopy: sent.zeroCopy };
+  } finally {
+    await input.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Writing the response.
+
+function checkResponse(res: unknown): asserts res is http.ServerResponse {
+  if (typeof res !== 'object' || res === null || typeof (res as http.ServerResponse).writeHead !== 'function' ||
+      typeof (res as http.ServerResponse).end !== 'function') {
+    throw invalidArgType('res', 'an instance of http.ServerResponse', res);
+  }
+}
+
+function toHeaders(value: unknown): http.OutgoingHttpHeaders {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object') throw invalidArgType('options.headers', 'of type object', value);
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, v] of Object.entries(value as http.OutgoingHttpHeaders)) {
+    if (v !== undefined) out[name.toLowerCase()] = v;
+  }
+  return out;
+}
+
+function hasHeader(headers: http.OutgoingHttpHeaders, name: string): boolean {
+  return headers[name] !== undefined;
+}
+
+function coded(code: string, message: string, extra?: object): CodedError {
+  const err = new Error(message) as CodedError;
+  err.code = code;
+  return Object.assign(err, extra);
+}
+
+function headersSent(): CodedError {
+  return coded('ERR_HTTP_HEADERS_SENT', 'Cannot send a file response after the headers were sent to the client');
+}
+
+function fstat(fd: number): Promise<fs.Stats> {
+  return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
+}
+
+/** Whether the body may bypass `res.write()` and go to the socket. */
+function directBody(res: http.ServerResponse): boolean {
+  if (!(res instanceof http.ServerResponse)) return false; // HTTP/2 compatibility, look-alikes
+  for (const name of ['write', 'end', '_send', '_writeRaw']) {
+    if (Object.prototype.hasOwnProperty.call(res, name)) return false; // middleware transforms the body
+  }
+  return true;
+}
+
+/** The response's socket, once it has one (a pipelined response waits for the one before it). */
+function socketOf(res: http.ServerResponse): Promise<net.Socket> {
+  if (res.socket) return Promise.resolve(res.socket as net.Socket);
+  return new Promise((resolve, reject) => {
+    const onSocket = (socket: net.Socket): void => {
+      res.removeListener('close', onClose);
+      // Resolving defers to a microtask: assignSocket() has flushed by then.
+      resolve(socket);
+    };
+    const onClose = (): void => {
+      res.removeListener('socket', onSocket);
+      reject(coded('ERR_STREAM_DESTROYED', 'The response was closed before it got its connection', { bytesSent: 0 }));
+    };
+    res.once('socket', onSocket);
+    res.once('close', onClose);
+  });
+}
+
+function ended(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.removeListener('close', done);
+      resolve();
+    };
+    res.once('close', done);
+    res.end(done);
+  });
+}
+
+async function respond(
+  res: http.ServerResponse,
+  input: Input,
+  offset: number,
+  count: number,
+  statusCode: number,
+  headers: http.OutgoingHttpHeaders,
+  signal: AbortSignal | undefined,
+): Promise<SendFileResult> {
+  delete headers['transfer-encoding'];
+  const method = res.req?.method;
+  const bodyless = method === 'HEAD' || statusCode === 204 || statusCode === 304 || statusCode < 200;
+  if (statusCode === 204 || statusCode === 304 || statusCode < 200) delete headers['content-length'];
+  else headers['content-length'] = count;
+  if (bodyless || count === 0) {
+    res.writeHead(statusCode, headers);
+    await ended(res);
+    return { bytes: 0, zeroCopy: false };
+  }
+
+  if (!directBody(res)) return writeBody(res, input.fd, offset, count, statusCode, headers, signal);
+
+  const socket = await socketOf(res);
+  if (res.headersSent) throw headersSent();
+  // The body bypasses res.write(): Node's own length check would see 0 bytes.
+  if (res.strictContentLength) res.strictContentLength = false;
+  res.writeHead(statusCode, headers);
+  res.flushHeaders(); // the status line and headers are now queued on the socket, before the body
+  let result: SendFileResult;
+  try {
+    result = await sendOwnedFile(socket, input.fd, offset, count, signal);
+  } catch (err) {
+    if (!socket.destroyed) socket.destroy(); // headers went out, the body cannot be completed
+    throw err;
+  }
+  if (result.bytes < count) {
+    socket.destroy();
+    throw coded(
+      'ERR_HTTP_CONTENT_LENGTH_MISMATCH',
+      `Response body's content-length of ${result.bytes} byte(s) does not match the content-length of ${count} byte(s) set in header`,
+      { bytesSent: result.bytes },
+    );
+  }
+  await ended(res);
+  return result;
+}
+
+/** The copying path: the body through res.write(), honouring backpressure. */
+async function writeBody(
+  res: http.ServerResponse,
+  fd: number,
+  offset: number,
+  count: number,
+  statusCode: number,
+  headers: http.OutgoingHttpHeaders,
+  signal: AbortSignal | undefined,
+): Promise<SendFileResult> {
+  res.writeHead(statusCode, headers);
+  const piece = 256 << 10;
+  let sent = 0;
+  const fail = (err: unknown): never => {
+    res.destroy();
+    throw Object.assign(err instanceof Error ? err : new Error(String(err)), { bytesSent: sent });
+  };
+  while (sent < count) {
+    if (signal?.aborted) fail(new AbortError(undefined, { cause: signal.reason }));
+    if (res.destroyed) fail(coded('ERR_STREAM_DESTROYED', 'The response was destroyed during the body'));
+    const buf = Buffer.allocUnsafe(Math.min(piece, count - sent));
+    let got: number;
+    try {
+      got = await new Promise<number>((resolve, reject) =>
+        fs.read(fd, buf, 0, buf.length, offset + sent, (err, n) => (err ? reject(err) : resolve(n))));
+    } catch (err) {
+      return fail(err);
+    }
+    if (got === 0) {
+      fail(coded('ERR_HTTP_CONTENT_LENGTH_MISMATCH',
+        `Response body's content-length of ${sent} byte(s) does not match the content-length of ${count} byte(s) set in header`));
+    }
+    const more = res.write(buf.subarray(0, got));
+    sent += got;
+    if (!more && sent < count) {
+      await new Promise<void>((resolve) => {
+        const go = (): void => {
+          res.removeListener('drain', go);
+          res.removeListener('close', go);
+          resolve();
+        };
+        res.once('drain', go);
+        res.once('close', go);
+      });
+    }
+  }
+  await ended(res);
+  return { bytes: sent, zeroCopy: false };
+}
+
+/** An error or empty response with a short text body. */
+async function fail(res: http.ServerResponse, statusCode: number, extra: http.OutgoingHttpHeaders = {}): Promise<ServeFileResult> {
+  const body = Buffer.from(`${statusCode} ${http.STATUS_CODES[statusCode] ?? ''}\n`);
+  const headers: http.OutgoingHttpHeaders = { ...extra };
+  delete headers.etag;
+  delete headers['last-modified'];
+  delete headers['cache-control'];
+  headers['content-type'] = 'text/plain; charset=utf-8';
+  headers['content-length'] = body.length;
+  headers['x-content-type-options'] = 'nosniff';
+  res.writeHead(statusCode, headers);
+  await new Promise<void>((resolve) => {
+    res.once('close', resolve);
+    res.end(body, () => resolve());
+  });
+  return { statusCode, bytes: 0, zeroCopy: false };
+}
+
+async function notModified(res: http.ServerResponse, headers: http.OutgoingHttpHeaders): Promise<ServeFileResult> {
+  res.writeHead(304, headers);
+  await ended(res);
+  return { statusCode: 304, bytes: 0, zeroCopy: false };
+}
+
+// ---------------------------------------------------------------------------
+// Paths and confinement.
+
+/** The file system path for a request path, or the status that refuses it. */
+function resolveTarget(path: string, root: string | undefined): string | number {
+  let p = path;
+  if (root !== undefined) {
+    const cut = p.search(/[?#]/);
+    if (cut >= 0) p = p.slice(0, cut);
+    try {
+      p = decodeURIComponent(p);
+    } catch {
+      return 400; // malformed percent-encoding
+    }
+  }
+  if (p.includes('\0')) return 400;
+  // Backslashes are not separators on Linux, but a "..\\" is never a
+  // legitimate request either: refuse dot-dot segments split on both.
+  if (p.split(/[\\/]/).includes('..')) return 403;
+  if (root === undefined) return p === '' ? 404 : p;
+  const base = resolvePath(root);
+  const full = join(base, p);
+  if (full !== base && !full.startsWith(base.endsWith(sep) ? base : base + sep)) return 403;
+  return full;
+}
+
+/** Whether the file actually opened (after every symlink) lies inside root. */
+async function confined(fd: number, opened: string, root: string): Promise<boolean> {
+  let realRoot: string;
+  let real: string;
+  try {
+    realRoot = await realpath(resolvePath(root));
+    // On Linux the descriptor names the file that was really opened: no race
+    // with a symlink swapped between a check and the open.
+    real = process.platform === 'linux' ? await readlink(`/proc/self/fd/${fd}`) : await realpath(opened);
+  } catch {
+    return false;
+  }
+  if (!isAbsolute(real)) return false;
+  return real === realRoot || real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep);
+}
+
+function statusForOpenError(err: unknown): number {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+    case 'ENAMETOOLONG':
+    case 'ELOOP':
+    case 'ENXIO': // a socket or a FIFO without a writer
+    case 'EISDIR':
+      return 404;
+    case 'EACCES':
+    case 'EPERM':
+      return 403;
+    default:
+      return 500;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Conditional and range requests.
+
+function header(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** RFC 9110 HTTP-date (and the obsolete forms Date.parse understands), in whole seconds. */
+function parseDate(value: string): number | undefined {
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
+}
+
+/** Weak comparison against a list of entity tags, or `*`. */
+function matchesEtag(list: string, etag: string): boolean {
+  const trimmed = list.trim();
+  if (trimmed === '*') return true;
+  const opaque = (tag: string): string => tag.trim().replace(/^W\//, '');
+  const ours = opaque(etag);
+  return trimmed.split(',').some((tag) => opaque(tag) === ours);
+}
+
+function rangeApplies(ifRange: string | undefined, etag: string, mtime: number, useEtag: boolean, useLastModified: boolean): boolean {
+  if (ifRange === undefined) return true;
+  const v = ifRange.trim();
+  if (v.startsWith('"') || v.startsWith('W/')) return useEtag && matchesEtag(v, etag);
+  const since = parseDate(v);
+  return useLastModified && since !== undefined && since === mtime;
+}
+
+/**
+ * A single byte range of a file of `size` bytes: `{ start, end }` (inclusive),
+ * 'unsatisfiable', or undefined to ignore the header (malformed, or several ranges).
+ */
+/** @internal */
+export function parseRange(value: string, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+  const spec = /^\s*bytes\s*=\s*(.*)$/i.exec(value);
+  if (!spec || spec[1].includes(',')) return undefined;
+  const m = /^(\d*)\s*-\s*(\d*)\s*$/.exec(spec[1].trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  if (m[2] !== '' && Number(m[2]) < start) return undefined; // invalid: ignored
+  if (start >= size) return 'unsatisfiable';
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  return { start, end };
+}

@@ -1,0 +1,601 @@
+/**
+ * Sending a file to a `net.Socket` zero-copy, in order with the socket's own
+ * writes.
+ *
+ * How the ordering works: sendFile writes a zero-length marker buffer
+ * through the socket's Writable, and holds the socket's `_write`/`_writev`
+ * for as long as any of its markers is pending. Writable hands chunks to
+ * `_write` one at a time and only after the previous write's callback, which
+ * net.Socket calls once the bytes are in the kernel; so when the marker
+ * arrives, everything written before it is in the socket's send queue. The
+ * file is then sent (sendfile(2) on pagewarm's threads, or copied), and only
+ * then is the marker's write completed: bytes written meanwhile wait in the
+ * Writable's buffer, and `end()` waits too (Writable defers `_final`, that
+ * is the FIN, until every write before it completed). The original methods
+ * come back when the last pending marker is done, also on error and abort.
+ */
+import * as fs from 'node:fs';
+import { open as openFile, type FileHandle } from 'node:fs/promises';
+import * as net from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { binding } from './native';
+import { capabilities } from './config';
+import { prepareForRead } from './warm';
+import { advise } from './residency';
+import { sendRange } from './send';
+import { AbortError, invalidArgType, systemError, isNativeFailure, type CodedError } from './errors';
+import { toBoolean, toFd, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
+
+/** Options for {@link sendFile}. */
+export interface SendFileOptions {
+  /** Byte offset in the file to start at. Default 0. */
+  offset?: number;
+  /** Bytes to send. Default: to the end of the file. */
+  length?: number;
+  /**
+   * Warm each chunk on pagewarm's threads before it is sent, pipelined: chunk
+   * N+1 warms while chunk N goes out (chunks as `configure({ chunkSize })`,
+   * 8 MiB by default). Default true. Without it a cold chunk is read from
+   * disk by the send itself, still off the JS thread.
+   */
+  warm?: boolean;
+  /**
+   * After the bytes are sent, advise the kernel to drop the range from the
+   * page cache (posix_fadvise DONTNEED, chunk by chunk behind the send), so a
+   * one-shot reader does not evict what everyone else reads. Pages still
+   * queued in the socket's send buffer when the send completes are in use by
+   * the network stack and cannot be dropped: up to about one send buffer
+   * (a few MiB) of the range stays cached. Default false.
+   */
+  dropBehind?: boolean;
+  /** Aborts the send, see {@link sendFile} for what state the socket is left in. */
+  signal?: AbortSignal;
+}
+
+/** What {@link sendFile} resolves with. */
+export interface SendFileResult {
+  /** Bytes of the file sent: the range's length, or fewer when end of file came first. */
+  bytes: number;
+  /** True when the bytes went by sendfile(2), false when they were copied through a Buffer. */
+  zeroCopy: boolean;
+}
+
+/** A rejection of {@link sendFile}: always carries `bytesSent`, the file bytes that left before it failed. */
+export type SendFileError = Error & { code?: string; bytesSent: number };
+
+/**
+ * Sends `[offset, offset + length)` of a file to a connected socket, in
+ * order with the socket's other writes: bytes written before the call arrive
+ * first, then the file's bytes, then bytes written (and `end()` called)
+ * while the send runs; normal writing resumes afterwards.
+ *
+ * On a plain TCP or Unix domain socket (on Linux, with the native addon) the
+ * file goes out by sendfile(2) on pagewarm's own threads: no byte is copied
+ * through JavaScript, no read or send runs on the JS thread or the libuv
+ * threadpool, and a slow receiver waits in pagewarm's epoll thread without
+ * holding a thread. Elsewhere (TLS sockets, where plain sendfile would bypass
+ * the encryption; sockets without a usable descriptor; the portable
+ * fallback) the file is copied through Buffers with the same ordering and
+ * result shape, and `zeroCopy: false`.
+ *
+ * The state the socket is left in:
+ * - resolved: the socket is as before, with every byte written during the
+ *   send flushed after the file (and `end()` honoured if it was called).
+ * - rejected before the first file byte left, because `options.signal`
+ *   aborted: the socket is untouched and writing resumes; the error is an
+ *   `AbortError` with `bytesSent: 0`.
+ * - rejected in every other case (the socket was destroyed, ended or errored
+ *   before or during the send, the receiver went away, the send failed, or it
+ *   was aborted after some bytes left): the socket is destroyed (without an
+ *   extra 'error' event from pagewarm: the error is the rejection), since its
+ *   byte stream can no longer be trusted. Writes made during the send then
+ *   fail with `ERR_STREAM_DESTROYED`.
+ * A socket already destroyed or ended when sendFile is called is left alone
+ * and the call rejects with `ERR_STREAM_DESTROYED` / `ERR_STREAM_WRITE_AFTER_END`.
+ *
+ * Notes: a corked socket starts the send when it is uncorked;
+ * `socket.bytesWritten` does not count zero-copy bytes; the socket's idle
+ * timeout (`setTimeout`) is refreshed as chunks complete, so it still fires
+ * for a receiver that stalls. A descriptor passed as `file` is reopened
+ * (through /proc/self/fd) for the send where possible, so closing it while
+ * the send runs cannot make the send read another file.
+ *
+ * @param socket A `net.Socket` (or `tls.TLSSocket`), connected or connecting.
+ * @param file A path, a descriptor open for reading, or a FileHandle.
+ * @returns `{ bytes, zeroCopy }`.
+ * @throws (as a rejection) TypeError `ERR_INVALID_ARG_TYPE` / RangeError `ERR_OUT_OF_RANGE`
+ *   for bad arguments; a system error for the file (`ENOENT`, `EISDIR`, `EBADF`,
+ *   `ESPIPE` for a pipe or socket, ...) before the socket is touched; `ERR_STREAM_DESTROYED`,
+ *   `ERR_STREAM_WRITE_AFTER_END`, `ERR_SOCKET_CLOSED`, a system error from the send
+ *   (`EPIPE`, `ECONNRESET`) or an `AbortError`, each with `bytesSent`.
+ */
+export function sendFile(socket: net.Socket, file: FileLike | string, options?: SendFileOptions): Promise<SendFileResult> {
+  try {
+    if (!(socket instanceof net.Socket)) throw invalidArgType('socket', 'an instance of net.Socket', socket);
+    const source = toSource(file);
+    const opts = toOptions<SendFileOptions>(options);
+    const offset = toPosition(opts.offset, 'options.offset', 0);
+    const length = opts.length === undefined ? -1 : toPosition(opts.length, 'options.length', 0);
+    const warm = toBoolean(opts.warm, 'options.warm', true);
+    const dropBehind = toBoolean(opts.dropBehind, 'options.dropBehind', false);
+    const signal = toSignal(opts.signal);
+    throwIfAborted(signal);
+    if ('fd' in source) validate(source.fd); // descriptor errors before the socket is touched
+    checkSocket(socket);
+    // The marker must be written now, synchronously: writes the caller makes
+    // right after this call are then queued behind it.
+    return new Promise<SendFileResult>((resolve, reject) => {
+      new SocketSend(socket, source, { offset, length, warm, dropBehind }, signal, resolve, reject).begin();
+    });
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
+ * sendFile for a descriptor the caller (./http) opened, validated and keeps
+ * open until this settles: no reopen. The marker is written synchronously.
+ * @internal
+ */
+export function sendOwnedFile(
+  socket: net.Socket,
+  fd: number,
+  offset: number,
+  length: number,
+  signal?: AbortSignal,
+): Promise<SendFileResult> {
+  try {
+    checkSocket(socket);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return new Promise<SendFileResult>((resolve, reject) => {
+    new SocketSend(socket, { owned: fd }, { offset, length, warm: true, dropBehind: false }, signal, resolve, reject).begin();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The file.
+
+/** Where the bytes come from: a path to open, a caller's descriptor, or one the caller of this module owns. */
+export type Source = { path: string } | { fd: number } | { owned: number };
+
+/** Validates sendFile's `file` argument. @internal */
+export function toSource(file: unknown): Source {
+  if (typeof file === 'string') return { path: file };
+  if (typeof file === 'number' || (typeof file === 'object' && file !== null && typeof (file as FileHandle).fd === 'number')) {
+    return { fd: toFd(file, 'file') };
+  }
+  throw invalidArgType('file', 'of type string or number or an instance of FileHandle', file);
+}
+
+/** An open source descriptor and how to let go of it. @internal */
+export interface Input {
+  fd: number;
+  close(): Promise<void>;
+}
+
+const O_READ = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0);
+
+/**
+ * Opens a path (O_NONBLOCK, so a FIFO cannot hang the open; it is then refused
+ * as ESPIPE), or checks a caller's descriptor and reopens it through
+ * /proc/self/fd so that closing it mid-send cannot redirect the send.
+ */
+export async function openSource(source: Source): Promise<Input> {
+  if ('owned' in source) return { fd: source.owned, close: async () => undefined };
+  if ('path' in source) {
+    const handle = await openFile(source.path, O_READ);
+    try {
+      validate(handle.fd);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    return { fd: handle.fd, close: () => handle.close() };
+  }
+  validate(source.fd);
+  if (process.platform === 'linux') {
+    try {
+      const handle = await openFile(`/proc/self/fd/${source.fd}`, O_READ);
+      return { fd: handle.fd, close: () => handle.close() };
+    } catch {
+      /* not reopenable (permissions, no /proc): use the caller's descriptor */
+    }
+  }
+  return { fd: source.fd, close: async () => undefined };
+}
+
+/** The native checks on a source descriptor (EBADF, EISDIR, ESPIPE, EINVAL), without reading. */
+export function validate(fd: number): void {
+  const r = binding.warmSync(fd, 0, 0);
+  if (isNativeFailure(r)) throw systemError(r);
+}
+
+// ---------------------------------------------------------------------------
+// The socket.
+
+interface InternalSocket {
+  _handle?: { fd?: number } | null;
+  _write: WriteFn;
+  _writev: WritevFn | null;
+  _unrefTimer?: () => void;
+  encrypted?: boolean;
+  connecting: boolean;
+  errored?: Error | null;
+}
+
+type Callback = (err?: Error | null) => void;
+type WriteFn = (chunk: unknown, encoding: string, cb: Callback) => void;
+type Chunk = { chunk: unknown; encoding: string };
+type WritevFn = (chunks: Chunk[] & { allBuffers?: boolean }, cb: Callback) => void;
+
+function internal(socket: net.Socket): InternalSocket {
+  return socket as unknown as InternalSocket;
+}
+
+function socketError(code: string, message: string, bytesSent: number, cause?: unknown): SendFileError & CodedError {
+  const err = new Error(message, cause === undefined || cause === null ? undefined : { cause }) as SendFileError & CodedError;
+  err.code = code;
+  err.bytesSent = bytesSent;
+  return err;
+}
+
+function checkSocket(socket: net.Socket): void {
+  const s = internal(socket);
+  if (socket.destroyed || s.errored) {
+    throw socketError('ERR_STREAM_DESTROYED', 'Cannot call sendFile after a socket was destroyed', 0, s.errored);
+  }
+  if (socket.writableEnded || socket.writable === false) {
+    throw socketError('ERR_STREAM_WRITE_AFTER_END', 'Cannot call sendFile after a socket was ended', 0);
+  }
+  if (!s.connecting && !s._handle) {
+    throw socketError('ERR_SOCKET_CLOSED', 'Cannot call sendFile on a socket that is not connected', 0);
+  }
+}
+
+function socketFd(socket: net.Socket): number {
+  const fd = internal(socket)._handle?.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
+}
+
+/** Whether sends to this socket can be zero-copy (its descriptor is checked again at start). */
+function zeroCopyFor(socket: net.Socket): boolean {
+  if (!capabilities().zeroCopySend) return false;
+  const s = internal(socket);
+  if (s.encrypted || socket instanceof TLSSocket) return false; // TLS: bytes must go through the cipher
+  return s.connecting || socketFd(socket) >= 0;
+}
+
+/** Per socket: the original write methods and the markers pending on it. */
+interface Hold {
+  pending: Map<unknown, SocketSend>;
+  write: WriteFn;
+  writev: WritevFn | null;
+  ownWrite: boolean;
+  ownWritev: boolean;
+}
+
+const holds = new WeakMap<net.Socket, Hold>();
+
+function hold(socket: net.Socket): Hold {
+  const existing = holds.get(socket);
+  if (existing) return existing;
+  const s = internal(socket);
+  const h: Hold = {
+    pending: new Map(),
+    write: s._write,
+    writev: s._writev,
+    ownWrite: Object.prototype.hasOwnProperty.call(socket, '_write'),
+    ownWritev: Object.prototype.hasOwnProperty.call(socket, '_writev'),
+  };
+  s._write = function heldWrite(this: net.Socket, chunk, encoding, cb) {
+    const send = h.pending.get(chunk);
+    if (send) send.start(cb);
+    else h.write.call(this, chunk, encoding, cb);
+  };
+  if (h.writev) {
+    s._writev = function heldWritev(this: net.Socket, chunks, cb) {
+      if (!chunks.some((c) => h.pending.has(c.chunk))) {
+        h.writev!.call(this, chunks, cb);
+        return;
+      }
+      // Split around the markers: plain runs go to the original methods, a
+      // marker runs its send, each step after the previous one completed.
+      let i = 0;
+      const step: Callback = (err) => {
+        if (err) return cb(err);
+        if (i >= chunks.length) return cb();
+        const send = h.pending.get(chunks[i].chunk);
+        if (send) {
+          i++;
+          return send.start(step);
+        }
+        let j = i;
+        while (j < chunks.length && !h.pending.has(chunks[j].chunk)) j++;
+        const run = chunks.slice(i, j) as Chunk[] & { allBuffers?: boolean };
+        i = j;
+        if (run.length === 1) return h.write.call(this, run[0].chunk, run[0].encoding, step);
+        run.allBuffers = chunks.allBuffers;
+        return h.writev!.call(this, run, step);
+      };
+      step();
+    };
+  }
+  holds.set(socket, h);
+  return h;
+}
+
+function unhold(socket: net.Socket, marker: Buffer): void {
+  const h = holds.get(socket);
+  if (!h || !h.pending.delete(marker) || h.pending.size > 0) return;
+  const s = internal(socket);
+  if (h.ownWrite) s._write = h.write;
+  else delete (s as Partial<InternalSocket>)._write;
+  if (h.ownWritev) s._writev = h.writev;
+  else delete (s as Partial<InternalSocket>)._writev;
+  holds.delete(socket);
+}
+
+interface Range {
+  offset: number;
+  length: number;
+  warm: boolean;
+  dropBehind: boolean;
+}
+
+type Opened = { ok: true; input: Input } | { ok: false; error: unknown };
+
+/** One sendFile call on one socket: queued behind earlier writes, running, or done. */
+class SocketSend {
+  private readonly marker = Buffer.alloc(0);
+  private state: 'queued' | 'running' | 'done' = 'queued';
+  private readonly controller = new AbortController();
+  private opened!: Promise<Opened>;
+  /** The socket closed while the send ran. */
+  private closed = false;
+  /** A byte may have been handed to the socket: from here on, a failure destroys it. */
+  private emitting = false;
+  private done: Callback | undefined;
+  private zeroCopy: boolean;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly source: Source,
+    private readonly range: Range,
+    private readonly signal: AbortSignal | undefined,
+    private readonly resolve: (r: SendFileResult) => void,
+    private readonly reject: (e: unknown) => void,
+  ) {
+    this.zeroCopy = zeroCopyFor(socket);
+  }
+
+  begin(): void {
+    hold(this.socket).pending.set(this.marker, this);
+    this.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.socket.on('close', this.onClose);
+    this.opened = openSource(this.source).then(
+      (input): Opened => ({ ok: true, input }),
+      (error): Opened => ({ ok: false, error }),
+    );
+    this.socket.write(this.marker, this.onMarkerDone); // may call start() at once
+    // A file that cannot be opened fails the call at once, even while queued.
+    void this.opened.then((r) => {
+      if (!r.ok && this.state === 'queued') this.settle(r.error as SendFileError, 0);
+    });
+  }
+
+  /** The marker reached _write: everything written before it is in the kernel. */
+  start(done: Callback): void {
+    if (this.state !== 'queued') {
+      done(); // settled while queued: nothing to send, writing goes on
+      return;
+    }
+    this.state = 'running';
+    this.done = done;
+    this.run().then(
+      (bytes) => this.settle(undefined, bytes),
+      (err) => this.settle(err as SendFileError, 0),
+    );
+  }
+
+  private async run(): Promise<number> {
+    const opened = await this.opened;
+    if (!opened.ok) throw opened.error;
+    if (this.controller.signal.aborted) throw new AbortError(undefined, { cause: this.controller.signal.reason });
+    if (internal(this.socket).connecting) await connected(this.socket);
+    const out = this.zeroCopy ? socketFd(this.socket) : -1;
+    if (out < 0) this.zeroCopy = false;
+    const fd = opened.input.fd;
+    const signal = this.controller.signal;
+    const emit = (pos: number, n: number): Promise<number> => {
+      this.emitting = true;
+      return out >= 0 ? sendRange(out, fd, pos, n, signal) : copyRange(this.socket, fd, pos, n, signal);
+    };
+    const { offset, length, warm, dropBehind } = this.range;
+    return pipeline(fd, offset, length, warm, dropBehind, signal, emit, () => {
+      internal(this.socket)._unrefTimer?.call(this.socket);
+    });
+  }
+
+  /** Settles the call once: resumes or destroys the socket, closes the file, then resolves or rejects. */
+  private settle(err: SendFileError | undefined, bytes: number): void {
+    if (this.state === 'done') return;
+    const running = this.state === 'running';
+    this.state = 'done';
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.socket.removeListener('close', this.onClose);
+    this.controller.abort(); // a warm-up still running for a chunk that will not be sent
+
+    let reason: SendFileError | undefined;
+    if (err) {
+      const sent = typeof err.bytesSent === 'number' ? err.bytesSent : 0;
+      reason = err instanceof Error ? err : (new Error(String(err)) as SendFileError);
+      if (this.closed) {
+        reason = socketError('ERR_STREAM_DESTROYED', 'The socket was destroyed during sendFile', sent, internal(this.socket).errored);
+      } else {
+        reason.bytesSent = sent;
+      }
+      const untouched = sent === 0 && (!this.emitting || err instanceof AbortError);
+      if (running && !(untouched && !this.closed && !this.socket.destroyed)) this.socket.destroy();
+    }
+    if (running) this.done!(); // held writes go on (or fail, on a destroyed socket)
+
+    void this.opened
+      .then((r) => (r.ok ? r.input.close() : undefined))
+      .catch(() => undefined)
+      .then(() => (reason ? this.reject(reason) : this.resolve({ bytes, zeroCopy: this.zeroCopy })));
+  }
+
+  private readonly onAbort = (): void => {
+    if (this.state === 'queued') {
+      const err = new AbortError(undefined, { cause: this.signal?.reason }) as AbortError & { bytesSent: number };
+      err.bytesSent = 0;
+      this.settle(err, 0);
+    } else if (this.state === 'running') {
+      this.controller.abort(this.signal?.reason);
+    }
+  };
+
+  private readonly onClose = (): void => {
+    if (this.state === 'queued') {
+      unhold(this.socket, this.marker);
+      this.settle(socketError('ERR_STREAM_DESTROYED', 'The socket was destroyed before sendFile started', 0, internal(this.socket).errored), 0);
+    } else if (this.state === 'running') {
+      this.closed = true;
+      this.controller.abort();
+    }
+  };
+
+  private readonly onMarkerDone = (err?: Error | null): void => {
+    unhold(this.socket, this.marker);
+    if (err && this.state === 'queued') {
+      this.settle(socketError('ERR_STREAM_DESTROYED', 'The socket was destroyed before sendFile started', 0, err), 0);
+    }
+  };
+}
+
+function connected(socket: net.Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onConnect = (): void => {
+      socket.removeListener('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      socket.removeListener('connect', onConnect);
+      reject(socketError('ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established', 0));
+    };
+    socket.once('connect', onConnect);
+    socket.once('close', onClose);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Moving the bytes.
+
+type Emit = (pos: number, n: number) => Promise<number>;
+type Outcome = { ok: true; value: number } | { ok: false; error: unknown };
+
+function outcome(p: Promise<number>): Promise<Outcome> {
+  return p.then(
+    (value) => ({ ok: true, value }),
+    (error) => ({ ok: false, error }),
+  );
+}
+
+function withBytesSent(err: unknown, before: number): SendFileError {
+  const e = (err instanceof Error ? err : new Error(String(err))) as SendFileError;
+  e.bytesSent = before + (typeof e.bytesSent === 'number' ? e.bytesSent : 0);
+  return e;
+}
+
+/**
+ * Sends the range chunk by chunk; with `warm`, chunk N+1 is warmed on
+ * pagewarm's threads while chunk N is emitted. Stops at end of file (a short
+ * chunk). Rejections carry the total `bytesSent`.
+ */
+async function pipeline(
+  fd: number,
+  offset: number,
+  length: number,
+  warm: boolean,
+  dropBehind: boolean,
+  signal: AbortSignal,
+  emit: Emit,
+  progress: () => void,
+): Promise<number> {
+  const chunk = binding.stats().chunkSize;
+  const end = length < 0 ? Number.MAX_SAFE_INTEGER : offset + length;
+  // Settled into an Outcome at once, so a warm-up that fails while a chunk is
+  // being sent is never an unhandled rejection.
+  const warmChunk = (at: number): Promise<Outcome> | undefined =>
+    warm && at < end ? outcome(prepareForRead(fd, at, Math.min(chunk, end - at), { signal })) : undefined;
+  let sent = 0;
+  let pos = offset;
+  let dropped = offset;
+  let warming = warmChunk(pos);
+  while (pos < end) {
+    const n = Math.min(chunk, end - pos);
+    if (warming) {
+      const w = await warming;
+      if (!w.ok) throw withBytesSent(w.error, sent);
+      if (w.value === 0) break; // at or past the end of the file
+    }
+    warming = warmChunk(pos + n);
+    let got: number;
+    try {
+      got = await emit(pos, n);
+    } catch (err) {
+      throw withBytesSent(err, sent);
+    }
+    sent += got;
+    pos += got;
+    progress();
+    if (dropBehind && pos - chunk > dropped) {
+      // The chunk before this one has most likely left the socket buffer.
+      advise(fd, dropped, pos - chunk - dropped, 'dontneed');
+      dropped = pos - chunk;
+    }
+    if (got < n) break;
+  }
+  if (dropBehind && pos > dropped) advise(fd, dropped, pos - dropped, 'dontneed');
+  return sent;
+}
+
+const COPY_PIECE = 256 << 10;
+
+type Piece = { ok: true; buf: Buffer } | { ok: false; error: unknown };
+
+/**
+ * The copying path: reads the chunk in 256 KiB pieces (one read ahead, on the
+ * libuv threadpool) and writes each through the socket's original `_write`,
+ * waiting for its callback (the bytes are then in the kernel, or with TLS).
+ */
+async function copyRange(socket: net.Socket, fd: number, pos: number, n: number, signal: AbortSignal): Promise<number> {
+  const write = holds.get(socket)?.write ?? internal(socket)._write;
+  const read = (at: number, size: number): Promise<Piece> =>
+    new Promise((resolve) => {
+      const buf = Buffer.allocUnsafe(size);
+      fs.read(fd, buf, 0, size, at, (error, got) => resolve(error ? { ok: false, error } : { ok: true, buf: buf.subarray(0, got) }));
+    });
+  let done = 0;
+  let next: Promise<Piece> | undefined = read(pos, Math.min(COPY_PIECE, n));
+  while (next) {
+    const r: Piece = await next;
+    if (!r.ok) throw withBytesSent(r.error, done);
+    const piece: Buffer = r.buf;
+    const full: boolean = piece.length === Math.min(COPY_PIECE, n - done);
+    const rest: number = n - done - piece.length;
+    next = full && rest > 0 ? read(pos + done + piece.length, Math.min(COPY_PIECE, rest)) : undefined;
+    if (signal.aborted) throw withBytesSent(new AbortError(undefined, { cause: signal.reason }), done);
+    if (piece.length > 0) {
+      try {
+        await new Promise<void>((resolve, reject) => write.call(socket, piece, 'buffer', (err) => (err ? reject(err) : resolve())));
+      } catch (err) {
+        throw withBytesSent(err, done);
+      }
+    }
+    done += piece.length;
+  }
+  return done;
+}

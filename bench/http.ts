@@ -190,7 +190,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   const nginxVersion = nginx ? spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim() : null;
   const servers: ServerKind[] = [];
   if (serveFile) servers.push('pagewarm serveFile');
-  else console.log('pagewarm serveFile skipped: pagewarm does not export serveFile yet (issue 3)');
+  else console.log('pagewarm serveFile skipped: no zero-copy send here (native addon not loaded)');
   servers.push('send', '@fastify/static', 'createReadStream', 'memory cache');
   if (nginx) servers.push('nginx');
   else console.log('nginx not installed: left out');

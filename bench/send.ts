@@ -28,8 +28,7 @@ import {
   rotate, saveResults, target, TMP_DIR, type Flags, type Target,
 } from './lib/common';
 
-type SendFile = (socket: Socket, file: number, options?: { offset?: number; length?: number }) => Promise<{ bytes: number; zeroCopy: boolean }>;
-const sendFile = (pw as unknown as { sendFile?: SendFile }).sendFile;
+const sendFile = pw.capabilities().zeroCopySend ? pw.sendFile : undefined;
 
 const ALL = ['pagewarm sendFile', 'pipeline, 1 MiB chunks', 'pipeline, defaults', '.pipe(), defaults', 'C sendfile ref', 'C read+write ref'] as const;
 type Method = (typeof ALL)[number];
@@ -94,7 +93,9 @@ async function runMethod(method: Method, path: string, size: number, port: numbe
     const t0 = nowMs();
     let bytes = size;
     if (method === 'pagewarm sendFile') {
-      bytes = (await sendFile!(socket, fh.fd)).bytes;
+      const r = await sendFile!(socket, fh.fd);
+      if (!r.zeroCopy) throw new Error('sendFile did not go zero-copy');
+      bytes = r.bytes;
       await finished(socket);
     } else if (method === 'pipeline, 1 MiB chunks') {
       await pipeline(createReadStream(path, { highWaterMark: MiB }), socket);
@@ -124,7 +125,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   const cref = compileC('send_ref');
   if (!sinkBin) throw new Error('cannot build bench/c/sink.c');
   const methods = ALL.filter((m) => (m === 'pagewarm sendFile' ? !!sendFile : m.startsWith('C ') ? !!cref : true));
-  if (!sendFile) console.log('pagewarm sendFile skipped: pagewarm does not export sendFile yet (issue 3)');
+  if (!sendFile) console.log(`pagewarm sendFile skipped: no zero-copy send here (${pw.capabilities().fallbackReason})`);
   const path = makeFile(join(TMP_DIR, `pagewarm-bench-send-${process.pid}`), size);
   const sink = await startSink(sinkBin, 3600);
   const samples: Record<string, Sample[]> = {};

@@ -1,7 +1,7 @@
 /**
  * The Node HTTP servers the http benchmark compares, one per process:
  *
- *   pagewarm        pagewarm's serveFile (zero-copy body; issue 3)
+ *   pagewarm        pagewarm's serveFile (zero-copy body)
  *   send            pillarjs/send: send(req, path, { root }).pipe(res)
  *   fastify-static  fastify + @fastify/static
  *   stream          plain http + fs.stat + fs.createReadStream(path).pipe(res)
@@ -17,8 +17,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join, normalize } from 'node:path';
 import * as pw from '../../lib/index';
 
-type ServeFile = (req: IncomingMessage, res: ServerResponse, path: string, options?: { root?: string }) => unknown;
-export const serveFile = (pw as unknown as { serveFile?: ServeFile }).serveFile;
+/** serveFile, when it can go zero-copy here (else the comparison is moot). */
+export const serveFile = pw.capabilities().zeroCopySend ? pw.serveFile : undefined;
 
 export const KINDS = ['pagewarm', 'send', 'fastify-static', 'stream', 'memory'] as const;
 export type Kind = (typeof KINDS)[number];
@@ -87,10 +87,9 @@ export async function startServer(kind: Kind, root: string): Promise<{ port: num
   }
   let handler: (req: IncomingMessage, res: ServerResponse) => void;
   if (kind === 'pagewarm') {
-    if (!serveFile) throw new Error('pagewarm does not export serveFile yet (issue 3)');
+    if (!serveFile) throw new Error('pagewarm cannot send zero-copy here');
     handler = (req, res) => {
-      const p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-      void serveFile(req, res, p, { root });
+      serveFile(req, res, req.url ?? '/', { root }).catch(() => res.destroy());
     };
   } else if (kind === 'send') {
     // eslint-disable-next-line @typescript-eslint/no-var-requires

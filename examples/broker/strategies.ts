@@ -10,8 +10,10 @@
  *             (prepareForRead's mechanism), then sent from the page cache
  *             with zero-copy sendfile(2) by `sendFile`, never on the event loop.
  *
- * `blocking` needs pagewarm's `sendfileSync` and `pagewarm` its `sendFile`
- * (issue 3); `availableStrategies()` says which this build of pagewarm offers.
+ * `blocking` uses pagewarm's `sendfileSync` on the socket's descriptor,
+ * `pagewarm` its `sendFile(socket, fd, { offset, length })`, whose default
+ * `warm: true` warms each chunk on pagewarm's threads (as prepareForRead does)
+ * and pipelines warming with sending.
  */
 import { createReadStream } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -28,23 +30,16 @@ export interface StrategyOptions {
   streamHighWaterMark?: number;
 }
 
-// The socket API arrives with issue 3; look it up at run time so this example
-// type-checks and runs with or without it.
-interface SocketApi {
-  sendFile?: (socket: Socket, file: number, options?: { offset?: number; length?: number; warm?: boolean }) => Promise<{ bytes: number; zeroCopy: boolean }>;
-  sendfileSync?: (outFd: number, inFd: number, offset: number, length: number) => number;
-}
-const api = pw as unknown as SocketApi;
-
-/** The strategies this build of pagewarm supports, and why the others are missing. */
+/**
+ * The strategies this process can run, and why the others are missing:
+ * `blocking` and `pagewarm` need pagewarm's native addon (with the portable
+ * fallback, sendfile is emulated by copying and the comparison means nothing).
+ */
 export function availableStrategies(): { available: Strategy[]; missing: Partial<Record<Strategy, string>> } {
-  const available: Strategy[] = ['stream'];
-  const missing: Partial<Record<Strategy, string>> = {};
-  if (typeof api.sendfileSync === 'function') available.unshift('blocking');
-  else missing.blocking = 'pagewarm does not export sendfileSync yet (issue 3)';
-  if (typeof api.sendFile === 'function') available.push('pagewarm');
-  else missing.pagewarm = 'pagewarm does not export sendFile yet (issue 3)';
-  return { available, missing };
+  const caps = pw.capabilities();
+  if (caps.zeroCopySend) return { available: [...STRATEGIES], missing: {} };
+  const why = `pagewarm's native addon is not loaded (${caps.fallbackReason ?? 'fallback in use'})`;
+  return { available: ['stream'], missing: { blocking: why, pagewarm: why } };
 }
 
 /** The descriptor of a plain TCP socket (what sendfile writes to). */
@@ -66,12 +61,11 @@ export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): 
   if (missing[strategy]) throw new Error(`strategy '${strategy}' is unavailable: ${missing[strategy]}`);
   switch (strategy) {
     case 'blocking': {
-      const sendfileSync = api.sendfileSync!;
       return async (socket, header, fd, offset, count) => {
         await writeFlushed(socket, header);
         // Blocks the event loop until every byte is in the socket, including
         // the time the disk takes for pages that are not resident.
-        sendfileSync(socketFd(socket), fd, offset, count);
+        pw.sendfileSync(socketFd(socket), fd, offset, count);
       };
     }
     case 'stream': {
@@ -99,10 +93,9 @@ export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): 
       };
     }
     case 'pagewarm': {
-      const sendFile = api.sendFile!;
       return async (socket, header, fd, offset, count) => {
         socket.write(header); // sendFile sends after bytes already queued
-        await sendFile(socket, fd, { offset, length: count, warm: true });
+        await pw.sendFile(socket, fd, { offset, length: count, warm: true });
       };
     }
   }

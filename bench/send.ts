@@ -13,6 +13,11 @@
  * references report their own getrusage). Node methods run in this process,
  * rotated each repetition, with the file resident before each.
  *
+ * Then the per-call cost of sending one small range (64 KiB, 1 MiB) of the hot
+ * file on one connection, calls awaited one after another: sendFile(socket)
+ * vs pagewarm's fd-level sendfile(socketFd) vs sendfileSync vs a read stream
+ * piped with end:false (what the broker's `stream` strategy does).
+ *
  * usage: bench/send.ts [--smoke] [--reps=N] [--size=MiB]
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -117,6 +122,64 @@ async function runMethod(method: Method, path: string, size: number, port: numbe
   }
 }
 
+const PER_CALL = ['sendFile(socket)', 'sendFile(socket, warm: false)', 'sendfile(socketFd) async', 'sendfileSync(socketFd)', 'createReadStream().pipe(end: false)'] as const;
+
+interface PerCall { method: string; range: number; calls: number; wallUs: number; cpuUs: number }
+
+/** Per-call cost of small sends on one connection, each method in turn, twice, in alternating order. */
+async function perCall(path: string, size: number, port: number, next: () => Promise<string>, smoke: boolean): Promise<PerCall[]> {
+  const out: PerCall[] = [];
+  const fh = await open(path, 'r');
+  try {
+    await pw.prepareForRead(fh);
+    for (const range of [64 * 1024, MiB]) {
+      const calls = smoke ? 50 : Math.min(2000, Math.floor((256 * MiB) / range));
+      const slots = Math.max(1, Math.floor(size / range));
+      for (let round = 0; round < 2; round++) {
+        for (const m of round ? [...PER_CALL].reverse() : PER_CALL) {
+          if (m.startsWith('sendFile') && !sendFile) continue;
+          const socket = await connected(port);
+          const sfd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+          const one = async (i: number) => {
+            const off = (i % slots) * range;
+            if (m === 'sendFile(socket)') await sendFile!(socket, fh.fd, { offset: off, length: range });
+            else if (m === 'sendFile(socket, warm: false)') await sendFile!(socket, fh.fd, { offset: off, length: range, warm: false });
+            else if (m === 'sendfile(socketFd) async') await pw.sendfile(sfd, fh.fd, off, range);
+            else if (m === 'sendfileSync(socketFd)') pw.sendfileSync(sfd, fh.fd, off, range);
+            else {
+              await new Promise<void>((resolve, reject) => {
+                const src = createReadStream('', { fd: fh.fd, start: off, end: off + range - 1, autoClose: false });
+                src.once('end', resolve);
+                src.once('error', reject);
+                src.pipe(socket, { end: false });
+              });
+            }
+          };
+          for (let i = 0; i < 20; i++) await one(i); // warm-up
+          const c0 = cpuSeconds();
+          const t0 = nowMs();
+          for (let i = 0; i < calls; i++) await one(i);
+          const wallUs = ((nowMs() - t0) * 1000) / calls;
+          const cpuUs = ((cpuSeconds() - c0) * 1e6) / calls;
+          await finished(socket);
+          await next();
+          const prev = out.find((x) => x.method === m && x.range === range);
+          if (prev) { // keep the mean of the two rounds
+            prev.wallUs = (prev.wallUs + wallUs) / 2;
+            prev.cpuUs = (prev.cpuUs + cpuUs) / 2;
+            prev.calls += calls;
+          } else {
+            out.push({ method: m, range, calls, wallUs, cpuUs });
+          }
+        }
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return out;
+}
+
 export async function main(flags: Flags = parseFlags()): Promise<void> {
   const smoke = flags.smoke;
   const size = Number(flags.raw.size ?? (smoke ? 16 : 1024)) * MiB;
@@ -131,6 +194,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   const samples: Record<string, Sample[]> = {};
   for (const m of methods) samples[m] = [];
   const targets: Target[] = [];
+  let calls: PerCall[] = [];
   try {
     console.log(`\nsend: hot ${size / MiB} MiB file over 127.0.0.1 to a discarding C receiver, ${reps} rotated repetitions`);
     const warm = async () => {
@@ -152,6 +216,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
         if (s) samples[m].push(s);
       }
     }
+    calls = await perCall(path, size, sink.port, sink.next, smoke);
   } finally {
     sink.stop();
     removeFile(path);
@@ -168,6 +233,9 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
         pairedRatio(tput(s), tput(best)), pairedRatio(s.map((x) => x.cpu), best.map((x) => x.cpu)),
         ref.length ? pairedRatio(tput(s), tput(ref)) : NaN];
     }));
+  printTable('one range per call on one connection, calls awaited in turn (hot file; mean of two rounds)',
+    ['method', 'range', 'us per call', 'CPU us per call', 'MB/s'],
+    calls.map((c) => [c.method, c.range >= MiB ? `${c.range / MiB} MiB` : `${c.range / 1024} KiB`, c.wallUs, c.cpuUs, c.range / c.wallUs]));
   const pwS = samples['pagewarm sendFile'];
   if (pwS?.length) {
     const t = pairedRatio(tput(pwS), tput(best));
@@ -180,7 +248,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
     }
   }
   printTargets(targets);
-  const file = saveResults('send', smoke, { sizeBytes: size, reps, samples, targets, sendFileAvailable: !!sendFile });
+  const file = saveResults('send', smoke, { sizeBytes: size, reps, samples, perCall: calls, targets, sendFileAvailable: !!sendFile });
   console.log(`\nresults: ${file}`);
 }
 

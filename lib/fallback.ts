@@ -29,7 +29,7 @@
  * must stay open until the send settles.
  */
 import * as fs from 'node:fs';
-import { constants as osConstants, endianness } from 'node:os';
+import { constants as osConstants, endianness, release } from 'node:os';
 import type { Binding, NativeResidency, NativeStats } from './native';
 import type { NativeFailure } from './errors';
 
@@ -123,9 +123,6 @@ function reopen(fd: number): number | undefined {
   }
 }
 
-function closeQuietly(fd: number | undefined): void {
-  if (fd !== undefined) fs.close(fd, () => {});
-}
 
 /** Bytes of [offset, offset + length) inside a file of `size` bytes; length -1: to the end. */
 function rangeLength(size: number, offset: number, length: number): number {
@@ -157,6 +154,16 @@ function pageSize(): number {
     }
   }
   return process.platform === 'darwin' && process.arch === 'arm64' ? 16384 : 4096;
+}
+
+/**
+ * The syscall native residency calls name in their errors: cachestat(2) on
+ * Linux >= 6.5, else mincore(2). The fallback calls neither, but names the
+ * same one so that errors read the same in both modes.
+ */
+function residencySyscallName(): string {
+  const [major, minor] = release().split('.').map((n) => parseInt(n, 10));
+  return isLinux && (major > 6 || (major === 6 && minor >= 5)) ? 'cachestat' : 'mincore';
 }
 
 /** A counting semaphore, first come first served: the fallback's "threads". */
@@ -217,6 +224,26 @@ export function fallbackBinding(): Binding {
   let threads = 4;
   const slots = new Slots(threads);
   const page = pageSize();
+  const residencySyscall = residencySyscallName();
+  // Private descriptors of jobs in flight. A worker terminated mid-job never
+  // runs the job's finally, but it does emit 'exit': close them there.
+  const owned = new Set<number>();
+  let exitHook = false;
+  const own = (fd: number): number => {
+    owned.add(fd);
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', () => {
+        for (const o of owned) fs.closeSync(o);
+        owned.clear();
+      });
+    }
+    return fd;
+  };
+  const disown = (fd: number | undefined): void => {
+    if (fd === undefined || !owned.delete(fd)) return;
+    fs.closeSync(fd); // at once: fd counts are exact when the promise settles
+  };
   let scratch: Buffer | undefined;
   // Warm-ups drop what they read, so they can all read into the same buffer.
   const warmBuffer = (): Buffer => (scratch ??= Buffer.allocUnsafe(SCRATCH));
@@ -242,14 +269,15 @@ export function fallbackBinding(): Binding {
 
   /** Runs an async job on a private descriptor, tracked for cancel(). */
   function start<T>(id: number, fd: number, info: FdInfo, work: (fd: number) => Promise<T>): Promise<T> {
-    const own = reopen(fd);
-    if (own !== undefined && info.direct) counters.directReopens++;
+    const reopened = reopen(fd);
+    const mine = reopened === undefined ? undefined : own(reopened);
+    if (mine !== undefined && info.direct) counters.directReopens++;
     running.add(id);
     return (async () => {
       try {
-        return await work(own ?? fd);
+        return await work(mine ?? fd);
       } finally {
-        closeQuietly(own);
+        disown(mine);
         running.delete(id);
         cancelled.delete(id);
       }
@@ -257,12 +285,12 @@ export function fallbackBinding(): Binding {
   }
 
   /** A private buffered descriptor for a sync call on an O_DIRECT fd (else the caller's). */
-  function syncFd(fd: number, info: FdInfo): { fd: number; own?: number } {
+  function syncFd(fd: number, info: FdInfo): { fd: number; reopened?: number } {
     if (!info.direct) return { fd };
-    const own = reopen(fd);
-    if (own === undefined) return { fd };
+    const reopened = reopen(fd);
+    if (reopened === undefined) return { fd };
     counters.directReopens++;
-    return { fd: own, own };
+    return { fd: reopened, reopened };
   }
 
   function unknownResidency(info: FdInfo, offset: number, length: number): NativeResidency {
@@ -316,7 +344,7 @@ export function fallbackBinding(): Binding {
       const info = inspectFd(fd, 'sendfile');
       if (isFailure(info)) return info;
       const total = rangeLength(info.size, offset, length);
-      const { fd: src, own } = syncFd(fd, info);
+      const { fd: src, reopened } = syncFd(fd, info);
       const buf = warmBuffer();
       let done = 0;
       try {
@@ -330,25 +358,25 @@ export function fallbackBinding(): Binding {
       } catch (e) {
         return failure(e, 'read');
       } finally {
-        if (own !== undefined) fs.closeSync(own);
+        if (reopened !== undefined) fs.closeSync(reopened);
       }
       return done;
     },
 
     residency(fd, offset, length, id) {
-      const info = inspectFd(fd, 'mincore');
+      const info = inspectFd(fd, residencySyscall);
       if (isFailure(info)) return info;
       running.add(id);
       return Promise.resolve().then(() => {
         running.delete(id);
         const wasCancelled = cancelled.delete(id);
-        if (wasCancelled) throw aborted('mincore');
+        if (wasCancelled) throw aborted(residencySyscall);
         return unknownResidency(info, offset, length);
       });
     },
 
     residencySync(fd, offset, length) {
-      const info = inspectFd(fd, 'mincore');
+      const info = inspectFd(fd, residencySyscall);
       if (isFailure(info)) return info;
       return unknownResidency(info, offset, length);
     },
@@ -415,7 +443,7 @@ export function fallbackBinding(): Binding {
       const info = inspectFd(inFd, 'sendfile');
       if (isFailure(info)) return info;
       const total = rangeLength(info.size, offset, length);
-      const { fd: src, own } = syncFd(inFd, info);
+      const { fd: src, reopened } = syncFd(inFd, info);
       const buf = Buffer.allocUnsafe(Math.max(1, Math.min(readSize(), total)));
       let sent = 0;
       try {
@@ -440,7 +468,7 @@ export function fallbackBinding(): Binding {
       } catch (e) {
         return { ...failure(e, 'sendfile'), bytesSent: sent };
       } finally {
-        if (own !== undefined) fs.closeSync(own);
+        if (reopened !== undefined) fs.closeSync(reopened);
       }
       return sent;
     },

@@ -107,6 +107,15 @@ SysResult SendSome(int out, int in, int64_t offset, int64_t length, bool* eof,
   return SysResult::Ok(done);
 }
 
+// Both caller descriptors must be open before either is duplicated: a dup
+// takes the lowest free number, which is the other argument's number if
+// that one was closed, and the call would then check (or use) our own dup.
+SysResult CheckOpen(int64_t out_fd, int64_t in_fd) {
+  if (fcntl(static_cast<int>(out_fd), F_GETFD) < 0 || fcntl(static_cast<int>(in_fd), F_GETFD) < 0)
+    return SysResult::Fail(errno, "sendfile");
+  return SysResult::Ok(0);
+}
+
 class SendJob : public Job {
  public:
   Slice RunSlice() override {
@@ -167,7 +176,8 @@ Napi::Value Binding::Send(const Napi::CallbackInfo& info) {
       !ArgInt64(info, 3, &length) || !ArgInt64(info, 4, &id))
     return Napi::Value();
   std::unique_ptr<SendJob> job(new SendJob());
-  SysResult r = job->out.Open(static_cast<int>(out_fd));
+  SysResult r = CheckOpen(out_fd, in_fd);
+  if (r.ok()) r = job->out.Open(static_cast<int>(out_fd));
   if (r.ok()) r = job->file.Open(static_cast<int>(in_fd), "sendfile", true);
   if (!r.ok()) return SysErrorValue(env, r);
   if (length < 0) length = ClampRange(job->file.size(), offset, INT64_MAX);
@@ -190,7 +200,8 @@ Napi::Value Binding::SendSync(const Napi::CallbackInfo& info) {
     return Napi::Value();
   OutRef out;
   FileRef file;
-  SysResult r = out.Open(static_cast<int>(out_fd));
+  SysResult r = CheckOpen(out_fd, in_fd);
+  if (r.ok()) r = out.Open(static_cast<int>(out_fd));
   if (r.ok()) r = file.Open(static_cast<int>(in_fd), "sendfile", true);
   if (!r.ok()) return SysErrorValue(env, r);
   if (length < 0) length = ClampRange(file.size(), offset, INT64_MAX);

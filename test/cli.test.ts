@@ -14,6 +14,9 @@ import { main, type JsonReport } from '../lib/cli';
 import { capabilities, prepareForRead, evict } from '../lib/index';
 import { scratchDir, makeFile } from './helpers';
 
+// Several child processes run the TypeScript source (a few seconds each on a busy machine).
+t.setTimeout(300_000);
+
 const MiB = 1 << 20;
 const caps = capabilities();
 const root = join(__dirname, '..');

@@ -166,7 +166,8 @@ let compiled: string | undefined;
  * lib/ transpiled to CommonJS JavaScript (once per process) in a scratch
  * package that links this package's build/ and node_modules/: for worker
  * threads and child processes, which then load in milliseconds instead of
- * compiling the TypeScript again through ts-node. Returns its index.js.
+ * compiling the TypeScript again through ts-node. examples/static-server.ts
+ * is transpiled next to it (../examples/static-server.js). Returns lib/index.js.
  */
 export function compiledLib(): string {
   if (compiled) return compiled;
@@ -178,14 +179,17 @@ export function compiledLib(): string {
   fs.symlinkSync(join(root, 'build'), join(out, 'build'));
   fs.symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'));
   fs.mkdirSync(join(out, 'lib'));
-  for (const name of fs.readdirSync(join(root, 'lib'))) {
-    if (!name.endsWith('.ts') || name.endsWith('.d.ts')) continue;
-    const source = fs.readFileSync(join(root, 'lib', name), 'utf8');
+  fs.mkdirSync(join(out, 'examples'));
+  const files = fs.readdirSync(join(root, 'lib')).map((name) => join('lib', name));
+  files.push(join('examples', 'static-server.ts'));
+  for (const rel of files) {
+    if (!rel.endsWith('.ts') || rel.endsWith('.d.ts')) continue;
+    const source = fs.readFileSync(join(root, rel), 'utf8');
     const js = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-      fileName: name,
+      fileName: rel,
     }).outputText;
-    fs.writeFileSync(join(out, 'lib', name.replace(/\.ts$/, '.js')), js);
+    fs.writeFileSync(join(out, rel.replace(/\.ts$/, '.js')), js);
   }
   compiled = join(out, 'lib', 'index.js');
   return compiled;

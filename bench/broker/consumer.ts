@@ -21,6 +21,8 @@ export interface ConsumerJob {
   startAt: number;
   warmupMs: number;
   durationMs: number;
+  /** How long to keep fetching from startAt (>= warmupMs + durationMs). */
+  runMs: number;
 }
 
 export interface ConsumerResult {
@@ -35,6 +37,7 @@ async function run(job: ConsumerJob): Promise<ConsumerResult> {
   const fds = job.segments.map((s) => openSync(s.path, 'r'));
   const from = job.startAt + job.warmupMs;
   const end = from + job.durationMs;
+  const stop = job.startAt + Math.max(job.runMs, job.warmupMs + job.durationMs);
   let bytes = 0;
   let fetches = 0;
   let totalBytes = 0;
@@ -42,7 +45,7 @@ async function run(job: ConsumerJob): Promise<ConsumerResult> {
   let offset = 0;
   while (Date.now() < job.startAt) await new Promise((r) => setTimeout(r, Math.max(1, job.startAt - Date.now())));
   try {
-    while (Date.now() < end) {
+    while (Date.now() < stop) {
       const seg = job.segments[i];
       const tf = Date.now();
       const n = await client.fetchCount(seg.id, offset, job.maxBytes);

@@ -2,7 +2,8 @@
  * http: static files over HTTP/1.1 on 127.0.0.1, one server process at a time.
  *
  *   pagewarm serveFile, pillarjs send, @fastify/static, plain createReadStream,
- *   an in-memory cache of small files (design probe), and nginx (Debian's
+ *   an in-memory cache of small files and a zero-copy fast path built from
+ *   pagewarm's public calls (design probes, see http/server.ts), and nginx (Debian's
  *   package, started here on 127.0.0.1 with one worker and `sendfile on`).
  *
  * Load from wrk (one thread) when installed, else autocannon: requests/s for a
@@ -29,9 +30,10 @@ import {
 } from './lib/common';
 import { serveFile } from './http/server';
 
-type ServerKind = 'pagewarm serveFile' | 'send' | '@fastify/static' | 'createReadStream' | 'memory cache' | 'nginx';
+type ServerKind = 'pagewarm serveFile' | 'send' | '@fastify/static' | 'createReadStream' | 'memory cache' | 'fast path (experiment)' | 'nginx';
 const NODE_KIND: Partial<Record<ServerKind, string>> = {
   'pagewarm serveFile': 'pagewarm', send: 'send', '@fastify/static': 'fastify-static', createReadStream: 'stream', 'memory cache': 'memory',
+  'fast path (experiment)': 'fastpath',
 };
 
 function which(cmd: string): string | null {
@@ -192,6 +194,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   if (serveFile) servers.push('pagewarm serveFile');
   else console.log('pagewarm serveFile skipped: no zero-copy send here (native addon not loaded)');
   servers.push('send', '@fastify/static', 'createReadStream', 'memory cache');
+  if (serveFile) servers.push('fast path (experiment)');
   if (nginx) servers.push('nginx');
   else console.log('nginx not installed: left out');
   const root = join(TMP_DIR, `pagewarm-bench-http-${process.pid}`);

@@ -8,11 +8,19 @@
  *   memory          plain http serving files <= 1 MiB from a bounded in-memory
  *                   cache (64 MiB), larger ones with createReadStream: the
  *                   "cache small hot files" design, for comparison
+ *   fastpath        an experiment with pagewarm's public calls, to measure a
+ *                   design for serveFile: descriptors of hot files kept open
+ *                   (like nginx's open_file_cache), and a small (<= 1 MiB)
+ *                   range that cachestat says is resident sent with
+ *                   sendfileSync straight from the JS thread into the
+ *                   non-blocking socket (no thread hop, no libuv job); anything
+ *                   else goes to serveFile. Not a complete server (no
+ *                   validators, no ranges).
  *
  * Forked with IPC: sends {type:'listening', port} and exits on disconnect.
  * usage: bench/http/server.ts KIND ROOT
  */
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join, normalize } from 'node:path';
 import * as pw from '../../lib/index';
@@ -20,7 +28,7 @@ import * as pw from '../../lib/index';
 /** serveFile, when it can go zero-copy here (else the comparison is moot). */
 export const serveFile = pw.capabilities().zeroCopySend ? pw.serveFile : undefined;
 
-export const KINDS = ['pagewarm', 'send', 'fastify-static', 'stream', 'memory'] as const;
+export const KINDS = ['pagewarm', 'send', 'fastify-static', 'stream', 'memory', 'fastpath'] as const;
 export type Kind = (typeof KINDS)[number];
 
 function pathOf(req: IncomingMessage, root: string): string | null {
@@ -77,6 +85,42 @@ function memoryHandler(root: string) {
   };
 }
 
+function fastPathHandler(root: string) {
+  const open = new Map<string, { fd: number; size: number }>();
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const path = pathOf(req, root);
+    if (!path || !serveFile) return notFound(res);
+    let f = open.get(path);
+    if (!f) {
+      try {
+        const fd = openSync(path, 'r');
+        f = { fd, size: fstatSync(fd).size };
+        open.set(path, f);
+      } catch {
+        return notFound(res);
+      }
+    }
+    const r = f.size <= 1024 * 1024 ? pw.residencySync(f.fd, 0, f.size) : null;
+    const socket = req.socket as unknown as { _handle?: { fd?: number }; writableLength: number };
+    if (!r || r.residentPages !== r.pages || typeof socket._handle?.fd !== 'number') {
+      serveFile(req, res, req.url ?? '/', { root }).catch(() => res.destroy());
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': f.size });
+    res.flushHeaders();
+    const send = () => {
+      try {
+        pw.sendfileSync(socket._handle!.fd!, f!.fd, 0, f!.size);
+        res.end();
+      } catch {
+        res.destroy();
+      }
+    };
+    if (socket.writableLength === 0) send();
+    else req.socket.write('', send);
+  };
+}
+
 export async function startServer(kind: Kind, root: string): Promise<{ port: number; close: () => Promise<void> }> {
   if (kind === 'fastify-static') {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -97,6 +141,8 @@ export async function startServer(kind: Kind, root: string): Promise<{ port: num
     handler = (req, res) => send(req, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname), { root }).pipe(res);
   } else if (kind === 'stream') {
     handler = streamHandler(root);
+  } else if (kind === 'fastpath') {
+    handler = fastPathHandler(root);
   } else {
     handler = memoryHandler(root);
   }

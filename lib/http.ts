@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { contentType } from './mime';
-import { openSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
+import { openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
 import { AbortError, invalidArgType, type CodedError } from './errors';
 import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
 
@@ -70,7 +70,7 @@ export async function sendFileResponse(
   throwIfAborted(signal);
   if (res.headersSent) throw headersSent();
 
-  const input = await openSource(source);
+  const input = await openSource(pinSource(source)); // pinned before any await: the caller may close its fd
   try {
     const size = (await fstat(input.fd)).size;
     const start = Math.min(offset, size);

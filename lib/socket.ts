@@ -112,7 +112,7 @@ export type SendFileError = Error & { code?: string; bytesSent: number };
 export function sendFile(socket: net.Socket, file: FileLike | string, options?: SendFileOptions): Promise<SendFileResult> {
   try {
     if (!(socket instanceof net.Socket)) throw invalidArgType('socket', 'an instance of net.Socket', socket);
-    const source = toSource(file);
+    let source = toSource(file);
     const opts = toOptions<SendFileOptions>(options);
     const offset = toPosition(opts.offset, 'options.offset', 0);
     const length = opts.length === undefined ? -1 : toPosition(opts.length, 'options.length', 0);
@@ -120,8 +120,8 @@ export function sendFile(socket: net.Socket, file: FileLike | string, options?: 
     const dropBehind = toBoolean(opts.dropBehind, 'options.dropBehind', false);
     const signal = toSignal(opts.signal);
     throwIfAborted(signal);
-    if ('fd' in source) validate(source.fd); // descriptor errors before the socket is touched
     checkSocket(socket);
+    source = pinSource(source); // last: nothing below throws before begin() owns it
     // The marker must be written now, synchronously: writes the caller makes
     // right after this call are then queued behind it.
     return new Promise<SendFileResult>((resolve, reject) => {
@@ -157,8 +157,12 @@ export function sendOwnedFile(
 // ---------------------------------------------------------------------------
 // The file.
 
-/** Where the bytes come from: a path to open, a caller's descriptor, or one the caller of this module owns. */
-export type Source = { path: string } | { fd: number } | { owned: number };
+/**
+ * Where the bytes come from: a path to open, a caller's descriptor, our
+ * reopened copy of one (see {@link pinSource}), or one the caller of this
+ * module owns and keeps open.
+ */
+export type Source = { path: string } | { fd: number } | { pinned: number } | { owned: number };
 
 /** Validates sendFile's `file` argument. @internal */
 export function toSource(file: unknown): Source {
@@ -178,12 +182,38 @@ export interface Input {
 const O_READ = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0);
 
 /**
- * Opens a path (O_NONBLOCK, so a FIFO cannot hang the open; it is then refused
- * as ESPIPE), or checks a caller's descriptor and reopens it through
- * /proc/self/fd so that closing it mid-send cannot redirect the send.
+ * For a caller's descriptor: checks it (EBADF, EISDIR, ESPIPE, EINVAL) and
+ * reopens it through /proc/self/fd, synchronously, before the caller gets
+ * control back: closing it while the send runs (and the kernel handing its
+ * number to another file) cannot then redirect the send. Where it cannot be
+ * reopened (no /proc, a file this user may not open by itself) the caller's
+ * descriptor is used as it is. Call it last before the first await: it
+ * opens a descriptor that {@link openSource}'s close() releases. @internal
+ */
+export function pinSource(source: Source): Source {
+  if (!('fd' in source)) return source;
+  validate(source.fd);
+  if (process.platform === 'linux') {
+    try {
+      return { pinned: fs.openSync(`/proc/self/fd/${source.fd}`, O_READ) };
+    } catch {
+      /* not reopenable: use the caller's descriptor */
+    }
+  }
+  return source;
+}
+
+/**
+ * Opens a path (O_NONBLOCK, so a FIFO cannot hang the open; it is then
+ * refused as ESPIPE) and checks it, or wraps a descriptor already checked by
+ * {@link pinSource}. @internal
  */
 export async function openSource(source: Source): Promise<Input> {
   if ('owned' in source) return { fd: source.owned, close: async () => undefined };
+  if ('pinned' in source) {
+    const fd = source.pinned;
+    return { fd, close: () => new Promise<void>((resolve) => fs.close(fd, () => resolve())) };
+  }
   if ('path' in source) {
     const handle = await openFile(source.path, O_READ);
     try {
@@ -193,15 +223,6 @@ export async function openSource(source: Source): Promise<Input> {
       throw err;
     }
     return { fd: handle.fd, close: () => handle.close() };
-  }
-  validate(source.fd);
-  if (process.platform === 'linux') {
-    try {
-      const handle = await openFile(`/proc/self/fd/${source.fd}`, O_READ);
-      return { fd: handle.fd, close: () => handle.close() };
-    } catch {
-      /* not reopenable (permissions, no /proc): use the caller's descriptor */
-    }
   }
   return { fd: source.fd, close: async () => undefined };
 }
@@ -509,9 +530,12 @@ function withBytesSent(err: unknown, before: number): SendFileError {
   return e;
 }
 
+/** Chunks warmed ahead of the one being sent (each warm-up is one pool job). */
+const WARM_AHEAD = 2;
+
 /**
- * Sends the range chunk by chunk; with `warm`, chunk N+1 is warmed on
- * pagewarm's threads while chunk N is emitted. Stops at end of file (a short
+ * Sends the range chunk by chunk; with `warm`, chunks N+1 and N+2 are warmed
+ * on pagewarm's threads while chunk N is emitted. Stops at end of file (a short
  * chunk). Rejections carry the total `bytesSent`.
  */
 async function pipeline(
@@ -526,22 +550,30 @@ async function pipeline(
 ): Promise<number> {
   const chunk = binding.stats().chunkSize;
   const end = length < 0 ? Number.MAX_SAFE_INTEGER : offset + length;
-  // Settled into an Outcome at once, so a warm-up that fails while a chunk is
-  // being sent is never an unhandled rejection.
-  const warmChunk = (at: number): Promise<Outcome> | undefined =>
-    warm && at < end ? outcome(prepareForRead(fd, at, Math.min(chunk, end - at), { signal })) : undefined;
+  // Warm-ups of the chunks ahead, in order. Each is settled into an Outcome at
+  // once, so one that fails while a chunk is being sent is never an
+  // unhandled rejection.
+  const warming: Array<Promise<Outcome>> = [];
+  let warmedTo = offset;
+  const warmAhead = (ahead: number): void => {
+    while (warm && warming.length < ahead && warmedTo < end) {
+      const n = Math.min(chunk, end - warmedTo);
+      warming.push(outcome(prepareForRead(fd, warmedTo, n, { signal })));
+      warmedTo += n;
+    }
+  };
   let sent = 0;
   let pos = offset;
   let dropped = offset;
-  let warming = warmChunk(pos);
+  warmAhead(1); // the first chunk alone: its bytes leave as soon as it is warm
   while (pos < end) {
     const n = Math.min(chunk, end - pos);
-    if (warming) {
-      const w = await warming;
+    if (warm) {
+      const w = await warming.shift()!;
       if (!w.ok) throw withBytesSent(w.error, sent);
       if (w.value === 0) break; // at or past the end of the file
+      warmAhead(WARM_AHEAD); // chunks N+1.. warm while chunk N is sent
     }
-    warming = warmChunk(pos + n);
     let got: number;
     try {
       got = await emit(pos, n);

@@ -218,6 +218,7 @@ function sleepSync(ms: number): void {
 /** The fallback binding. One per thread, like the native per-environment state. */
 export function fallbackBinding(): Binding {
   const counters = { warmedBytes: 0, fallbackReads: 0, directReopens: 0 };
+  let waiting = 0; // sends backing off from a full non-blocking destination
   const cancelled = new Set<number>();
   const running = new Set<number>();
   let chunkSize = 8 << 20;
@@ -427,7 +428,12 @@ export function fallbackBinding(): Binding {
               const f = failure(e, 'sendfile');
               if (f.errno !== E.EAGAIN && f.errno !== E.EWOULDBLOCK) throw { ...f, bytesSent: sent + written };
               // A full non-blocking destination: no poller here, so back off and retry.
-              await new Promise((resolve) => setTimeout(resolve, backoff));
+              waiting++;
+              try {
+                await new Promise((resolve) => setTimeout(resolve, backoff));
+              } finally {
+                waiting--;
+              }
               backoff = Math.min(backoff * 2, 50);
             }
           }
@@ -496,7 +502,7 @@ export function fallbackBinding(): Binding {
         directReopens: counters.directReopens,
         queued: slots.queued,
         active: slots.running,
-        waiting: 0,
+        waiting,
         threads,
         chunkSize,
       };

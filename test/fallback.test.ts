@@ -355,7 +355,12 @@ t.test('send to a slow non-blocking socket waits out EAGAIN and delivers every b
   await new Promise((resolve) => client.once('connect', resolve));
   const outFd = (client as unknown as { _handle: { fd: number } })._handle.fd;
   const binding = fallbackBinding();
+  let sawWaiting = false;
+  const poll = setInterval(() => (sawWaiting ||= binding.stats().waiting > 0), 1);
   t.equal(await binding.send(outFd, fd, 0, -1, 7), total, 'all bytes sent');
+  clearInterval(poll);
+  t.ok(sawWaiting, 'stats().waiting counted the send while the socket was full');
+  t.equal(binding.stats().waiting, 0, 'and not after');
   client.end();
   await new Promise((resolve) => setTimeout(resolve, 200));
   t.equal(received, total, 'and received');

@@ -104,6 +104,7 @@ function inputsKey(arch, tc) {
   for (const f of ['prebuild.js', 'prebuild-compat.c', 'prebuild-exports.map']) add(f, fs.readFileSync(path.join(__dirname, f)));
   for (const dep of ['node-addon-api', 'node-gyp', 'prebuildify']) add(dep, require(`${dep}/package.json`).version);
   for (const tool of ['gcc', 'g++']) add(tool, execFileSync(`${tc.prefix}${tool}`, ['--version'], { encoding: 'utf8' }));
+  for (const flags of ['CFLAGS', 'CXXFLAGS', 'CPPFLAGS', 'LDFLAGS']) add(flags, process.env[flags] ?? '');
   return hash.digest('hex').slice(0, 32);
 }
 

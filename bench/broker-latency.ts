@@ -19,7 +19,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { segmentName } from '../examples/broker/log';
@@ -72,6 +72,15 @@ interface RunResult {
   brokerFetchedBytes: number; // by the broker's count inside the window
   fetchOnlyCpuSeconds: number; // consumers alone, after the producer stopped
   fetchOnlyBytes: number;
+  loopDelayP99Ms: number; // the broker's event-loop delay in the main window
+  loopDelayMaxMs: number;
+  diskReadBytes: number; // read from storage by the broker (/proc/PID/io read_bytes), main window
+}
+
+/** Bytes the process really caused to be read from storage (all its threads). */
+function readBytes(pid: number): number {
+  const m = /read_bytes:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
 }
 
 /** Old segments full of 1 KiB records, plus an empty active segment after them. */
@@ -177,11 +186,13 @@ async function runOnce(run: Run_, rep: number, mode: DiskMode, dir: string, segs
       port, segments: segs, first: Math.floor((i * segs.length) / Math.max(1, nConsumers)), maxBytes: cfg.fetchBytes, ...window,
       runMs: cfg.warmupMs + cfg.durationMs + (nConsumers ? cfg.cpuWindowMs + 500 : 0),
     } satisfies ConsumerJob, 'result', cfg.warmupMs + cfg.durationMs + cfg.cpuWindowMs + 60_000));
-    type Stats = { cpuSeconds: number; fetchedBytes: number };
+    type Stats = { cpuSeconds: number; fetchedBytes: number; loopDelayMs: { p99: number; max: number } };
     await sleep(startAt + cfg.warmupMs - Date.now());
     const s0 = await request<Stats>(broker, { type: 'stats' }, 'stats', 30_000);
+    const io0 = readBytes(broker.pid!);
     await sleep(startAt + cfg.warmupMs + cfg.durationMs - Date.now());
     const s1 = await request<Stats>(broker, { type: 'stats' }, 'stats', 30_000);
+    const io1 = readBytes(broker.pid!);
     const p = await pResult;
     let s2 = s1;
     let s3 = s1;
@@ -207,6 +218,9 @@ async function runOnce(run: Run_, rep: number, mode: DiskMode, dir: string, segs
       brokerFetchedBytes: s1.fetchedBytes - s0.fetchedBytes,
       fetchOnlyCpuSeconds: s3.cpuSeconds - s2.cpuSeconds,
       fetchOnlyBytes: s3.fetchedBytes - s2.fetchedBytes,
+      loopDelayP99Ms: s1.loopDelayMs.p99,
+      loopDelayMaxMs: s1.loopDelayMs.max,
+      diskReadBytes: io1 - io0,
     };
   } finally {
     kill(children);
@@ -231,6 +245,11 @@ interface ModeSummary {
     fetchOnlyMBps: number;
     /** Broker CPU s per GiB in the main window, produce traffic included. */
     cpuPerGiBWithProduce: number;
+    /** Median over runs of the broker's event-loop delay p99 / max, ms. */
+    loopDelayP99Ms: number;
+    loopDelayMaxMs: number;
+    /** Bytes read from storage by the broker per byte fetched (main window). */
+    diskPerFetched: number;
     p99VsBaseline: number;
   }[];
 }
@@ -267,7 +286,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
         for (const run of rotate(runs, rep)) {
           const r = await runOnce(run, rep, mode, dir, segs, cfg);
           results.push(r);
-          console.log(`  rep ${rep + 1} ${run.padEnd(17)} p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} p99.9 ${r.p999.toFixed(2)} max ${r.max.toFixed(1)} ms; fetch ${r.fetchMBps.toFixed(0)} MB/s; broker CPU ${r.brokerCpuSeconds.toFixed(2)} s; producer lateness p99 ${r.latenessP99.toFixed(2)} ms`);
+          console.log(`  rep ${rep + 1} ${run.padEnd(17)} p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)} p99.9 ${r.p999.toFixed(2)} max ${r.max.toFixed(1)} ms; fetch ${r.fetchMBps.toFixed(0)} MB/s; broker CPU ${r.brokerCpuSeconds.toFixed(2)} s; producer lateness p99 ${r.latenessP99.toFixed(2)} ms; broker loop delay p99 ${r.loopDelayP99Ms.toFixed(1)} max ${r.loopDelayMaxMs.toFixed(1)} ms; disk reads ${(r.diskReadBytes / 1e6 / (cfg.durationMs / 1000)).toFixed(0)} MB/s`);
         }
       }
       all.push({ mode: mode.label, runs: results });
@@ -289,15 +308,19 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
           cpuPerGiB: onlyBytes > 0 ? onlyCpu / (onlyBytes / GiB) : NaN,
           fetchOnlyMBps: onlyBytes / 1e6 / ((cfg.cpuWindowMs / 1000) * rs.length),
           cpuPerGiBWithProduce: bytes > 0 ? cpu / (bytes / GiB) : NaN,
+          loopDelayP99Ms: median(rs.map((r) => r.loopDelayP99Ms)),
+          loopDelayMaxMs: median(rs.map((r) => r.loopDelayMaxMs)),
+          diskPerFetched: bytes > 0 ? rs.reduce((a, r) => a + r.diskReadBytes, 0) / bytes : NaN,
           p99VsBaseline: pairedRatio(rs.map((r) => r.p99), base.map((r) => r.p99)),
         });
       }
       summaries.push(summary);
       printTable(`broker-latency [${mode.label}]: produce ack latency (ms, pooled HDR over ${cfg.reps} reps), fetch, broker CPU`,
-        ['strategy', 'p50', 'p99', 'p99.9', 'max', 'p99 / baseline', 'fetch MB/s', 'broker CPU s', 'CPU s/GiB (fetch only)', 'MB/s (fetch only)', 'CPU s/GiB (with produce)'],
+        ['strategy', 'p50', 'p99', 'p99.9', 'max', 'p99 / baseline', 'loop delay p99/max ms', 'fetch MB/s', 'disk read / fetched', 'broker CPU s', 'CPU s/GiB (fetch only)', 'MB/s (fetch only)', 'CPU s/GiB (with produce)'],
         summary.rows.map((r) => {
           const nf = r.run === 'no-fetch baseline';
-          return [r.run, r.p50, r.p99, r.p999, r.max, r.p99VsBaseline, nf ? '' : r.fetchMBps.toFixed(0), r.cpuSeconds,
+          return [r.run, r.p50, r.p99, r.p999, r.max, r.p99VsBaseline, `${r.loopDelayP99Ms.toFixed(1)}/${r.loopDelayMaxMs.toFixed(0)}`,
+            nf ? '' : r.fetchMBps.toFixed(0), nf ? '' : r.diskPerFetched.toFixed(2), r.cpuSeconds,
             nf ? '' : r.cpuPerGiB.toFixed(3), nf ? '' : r.fetchOnlyMBps.toFixed(0), nf ? '' : r.cpuPerGiBWithProduce.toFixed(3)];
         }));
       const get = (k: Run_) => summary.rows.find((r) => r.run === k);

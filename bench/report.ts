@@ -35,7 +35,7 @@ function header(name: string, m: Machine): string {
 
 const out: string[] = [];
 
-interface BrokerRow { run: string; reps: number; p50: number; p99: number; p999: number; max: number; fetchMBps: number; cpuSeconds: number; cpuPerGiB: number; fetchOnlyMBps: number; cpuPerGiBWithProduce: number; p99VsBaseline: number }
+interface BrokerRow { run: string; reps: number; p50: number; p99: number; p999: number; max: number; fetchMBps: number; cpuSeconds: number; cpuPerGiB: number; fetchOnlyMBps: number; cpuPerGiBWithProduce: number; p99VsBaseline: number; loopDelayP99Ms?: number; loopDelayMaxMs?: number; diskPerFetched?: number }
 const broker = load<{ config: { rate: number; recordBytes: number; consumers: number; fetchBytes: number; segments: number; segmentBytes: number; durationMs: number; reps: number }; summaries: { mode: string; rows: BrokerRow[] }[]; missing: Record<string, string> }>('broker-latency');
 if (broker) {
   const c = broker.config;
@@ -43,10 +43,12 @@ if (broker) {
   out.push(`Producer: ${c.rate} records/s of ${c.recordBytes} B, ack latency from send to ack. ${c.consumers} consumers fetching ${c.fetchBytes / 1024} KiB at a time from ${c.segments} x ${c.segmentBytes / 2 ** 20} MiB evicted segments. ${c.durationMs / 1000} s measured per run, ${c.reps} runs per strategy, rotated.\n`);
   for (const s of broker.summaries) {
     out.push(`**${s.mode}** (produce latency in ms, pooled HDR histogram)\n`);
-    out.push(table(['strategy', 'p50', 'p99', 'p99.9', 'max', 'p99 / baseline', 'fetch MB/s', 'broker CPU s/GiB (consumers alone)', 'fetch MB/s (consumers alone)', 'broker CPU s/GiB (with produce)'],
+    out.push(table(['strategy', 'p50', 'p99', 'p99.9', 'max', 'p99 / baseline', 'broker loop delay p99 / max', 'fetch MB/s', 'disk read / fetched', 'broker CPU s/GiB (consumers alone)', 'fetch MB/s (consumers alone)', 'broker CPU s/GiB (with produce)'],
       s.rows.map((r) => {
         const nf = r.run === 'no-fetch baseline';
-        return [r.run, r.p50, r.p99, r.p999, r.max, r.p99VsBaseline, nf ? '' : r.fetchMBps.toFixed(0), nf ? '' : r.cpuPerGiB.toFixed(3),
+        return [r.run, r.p50, r.p99, r.p999, r.max, r.p99VsBaseline,
+          r.loopDelayP99Ms === undefined ? 'n/a' : `${r.loopDelayP99Ms.toFixed(1)} / ${(r.loopDelayMaxMs ?? NaN).toFixed(0)}`,
+          nf ? '' : r.fetchMBps.toFixed(0), nf || r.diskPerFetched === undefined ? '' : r.diskPerFetched.toFixed(2), nf ? '' : r.cpuPerGiB.toFixed(3),
           nf ? '' : (r.fetchOnlyMBps ?? NaN).toFixed(0), nf ? '' : (r.cpuPerGiBWithProduce ?? NaN).toFixed(3)];
       })));
     out.push('');

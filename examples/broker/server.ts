@@ -13,6 +13,7 @@
  */
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as pw from '../../lib/index';
 import { Log } from './log';
 import {
@@ -173,10 +174,16 @@ export async function main(): Promise<void> {
   const addr = await broker.listen(Number(arg('port', '0')), arg('host', '127.0.0.1'));
   if (process.send) {
     process.send({ type: 'listening', port: addr.port, pid: process.pid });
+    // Event-loop delay since the last stats request: how long producers' acks
+    // could have been held up by the loop itself.
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
     process.on('message', (msg: { type: string }) => {
       if (msg.type === 'stats') {
         const cpu = process.cpuUsage();
-        process.send!({ type: 'stats', cpuSeconds: (cpu.user + cpu.system) / 1e6, ...broker.stats, pagewarm: pw.stats() });
+        const loopDelay = { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
+        loop.reset();
+        process.send!({ type: 'stats', cpuSeconds: (cpu.user + cpu.system) / 1e6, loopDelayMs: loopDelay, ...broker.stats, pagewarm: pw.stats() });
       } else if (msg.type === 'close') {
         void broker.close().then(() => process.exit(0));
       }

@@ -530,6 +530,9 @@ function withBytesSent(err: unknown, before: number): SendFileError {
   return e;
 }
 
+/** Page-cache folios are naturally aligned, at most 2 MiB (PMD size) on x86-64. */
+const DROP_ALIGN = 2 << 20;
+
 /** Chunks warmed ahead of the one being sent (each warm-up is one pool job). */
 const WARM_AHEAD = 2;
 
@@ -583,14 +586,21 @@ async function pipeline(
     sent += got;
     pos += got;
     progress();
-    if (dropBehind && pos - chunk > dropped) {
+    if (dropBehind) {
       // The chunk before this one has most likely left the socket buffer.
-      advise(fd, dropped, pos - chunk - dropped, 'dontneed');
-      dropped = pos - chunk;
+      // Boundaries are aligned: DONTNEED skips a large folio that straddles
+      // the end of its range, and would then skip it on both sides.
+      const upTo = Math.floor((pos - chunk) / DROP_ALIGN) * DROP_ALIGN;
+      if (upTo > dropped) {
+        advise(fd, dropped, upTo - dropped, 'dontneed');
+        dropped = upTo;
+      }
     }
     if (got < n) break;
   }
-  if (dropBehind && pos > dropped) advise(fd, dropped, pos - dropped, 'dontneed');
+  // Once more over the whole range, for the folios around the boundaries
+  // (never with length 0: that would mean "to the end of the file").
+  if (dropBehind && pos > offset) advise(fd, offset, pos - offset, 'dontneed');
   return sent;
 }
 

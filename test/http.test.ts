@@ -398,6 +398,33 @@ t.test('HTTPS: served through the TLS socket (copying), bytes exact', async (t) 
   t.match(served[0], { statusCode: 200, bytes: BIG, zeroCopy: false });
 });
 
+t.test("Fastify: sendFileResponse on reply.raw after reply.hijack()", async (t) => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const fastify = require('fastify') as (opts?: object) => {
+    get(path: string, handler: (req: unknown, reply: { hijack(): void; raw: http.ServerResponse }) => unknown): void;
+    listen(opts: { port: number; host: string }): Promise<string>;
+    close(): Promise<void>;
+  };
+  const app = fastify();
+  const sent: Array<{ bytes: number; zeroCopy: boolean }> = [];
+  app.get('/file', async (_req, reply) => {
+    reply.hijack();
+    sent.push(await sendFileResponse(reply.raw, join(root, 'big.bin'), { headers: { 'x-from': 'fastify' } }));
+  });
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => app.close());
+  const rs = await curl([`${address}/file`, `${address}/file`]);
+  t.same(rs.map((r) => r.status), [200, 200]);
+  t.same(rs.map((r) => r.connects), [1, 0], 'keep-alive');
+  t.equal(sha(rs[0].body), sha(big));
+  t.equal(sha(rs[1].body), sha(big));
+  t.equal(rs[0].headers['x-from'], 'fastify');
+  t.same(sent, [
+    { bytes: BIG, zeroCopy: true },
+    { bytes: BIG, zeroCopy: true },
+  ]);
+});
+
 t.test('examples/static-server runs and serves', async (t) => {
   const example = join(dirname(compiledLib()), '../examples/static-server.js');
   const child = spawn(process.execPath, [example, root, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });

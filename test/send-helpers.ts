@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +49,40 @@ export function sha256OfRange(path: string, offset: number, length: number): { h
     fs.closeSync(fd);
   }
   return { hex: hash.digest('hex'), bytes: done };
+}
+
+/**
+ * sha256 of `prefix + file range + suffix`, computed by another process
+ * (python3), so that this one can receive at the same time.
+ */
+export function sha256Elsewhere(
+  path: string,
+  offset: number,
+  length: number,
+  prefix = '',
+  suffix = '',
+): Promise<{ hex: string; bytes: number }> {
+  const code = `
+import hashlib, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); off = int(sys.argv[2]); left = int(sys.argv[3])
+h = hashlib.sha256(sys.argv[4].encode()); n = 0
+while left > 0:
+    b = os.pread(fd, min(left, 8 << 20), off + n)
+    if not b: break
+    h.update(b); n += len(b); left -= len(b)
+h.update(sys.argv[5].encode())
+print(n, h.hexdigest())`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', ['-c', code, path, String(offset), String(length), prefix, suffix], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      const [bytes, hex] = out.trim().split(' ');
+      if (status === 0 && hex) resolve({ hex, bytes: Number(bytes) });
+      else reject(new Error(`python3 exited ${status}`));
+    });
+  });
 }
 
 export function sha256(...parts: Buffer[]): string {

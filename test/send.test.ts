@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { sendfile, sendfileSync, stats, evict } from '../lib/index';
-import { scratch, randomFile, sha256OfRange, hashServer, fdCount, rng, sleep, compiledLib, KiB, MiB, GiB } from './send-helpers';
+import { scratch, randomFile, sha256OfRange, sha256Elsewhere, hashServer, fdCount, rng, sleep, compiledLib, KiB, MiB, GiB } from './send-helpers';
 
 t.setTimeout(120_000);
 const dir = scratch();
@@ -46,30 +46,6 @@ for (const kind of ['tcp', 'unix'] as const) {
       t.equal(got.bytes, want.bytes, `[${offset}, +${length}): the receiver got as many`);
       t.equal(got.sha256, want.hex, `[${offset}, +${length}): sha256 matches`);
     }
-  });
-}
-
-/** sha256 of a file range, computed by another process (python3) while this one receives. */
-function sha256Elsewhere(path: string, offset: number, length: number): Promise<{ hex: string; bytes: number }> {
-  const code = `
-import hashlib, os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY); off = int(sys.argv[2]); left = int(sys.argv[3])
-h = hashlib.sha256(); n = 0
-while left > 0:
-    b = os.pread(fd, min(left, 8 << 20), off + n)
-    if not b: break
-    h.update(b); n += len(b); left -= len(b)
-print(n, h.hexdigest())`;
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', code, path, String(offset), String(length)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      const [bytes, hex] = out.trim().split(' ');
-      if (status === 0 && hex) resolve({ hex, bytes: Number(bytes) });
-      else reject(new Error(`python3 exited ${status}`));
-    });
   });
 }
 

@@ -85,6 +85,60 @@ print(n, h.hexdigest())`;
   });
 }
 
+/**
+ * A receiver in another process (python3) that hashes one connection, over
+ * TCP or a Unix socket: large transfers are then hashed on the other core
+ * instead of this process's event loop.
+ */
+export async function hashingPeer(
+  kind: 'tcp' | 'unix',
+  dir: string,
+): Promise<{ connect(): Promise<net.Socket>; result: Promise<{ bytes: number; hex: string }> }> {
+  const path = join(dir, `p${process.pid}-${Math.random().toString(36).slice(2)}.sock`);
+  const code = `
+import hashlib, socket, sys
+if sys.argv[1] == 'tcp':
+    s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1); print(s.getsockname()[1], flush=True)
+else:
+    s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[2]); s.listen(1); print(sys.argv[2], flush=True)
+c, _ = s.accept(); h = hashlib.sha256(); n = 0; buf = bytearray(4 << 20); view = memoryview(buf)
+while True:
+    k = c.recv_into(buf)
+    if not k: break
+    h.update(view[:k]); n += k
+print(n, h.hexdigest(), flush=True)`;
+  const child = spawn('python3', ['-c', code, kind, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const lines: string[] = [];
+  const waiters: Array<() => void> = [];
+  child.stdout.on('data', (d) => {
+    out += d;
+    let i: number;
+    while ((i = out.indexOf('\n')) >= 0) {
+      lines.push(out.slice(0, i));
+      out = out.slice(i + 1);
+      waiters.shift()?.();
+    }
+  });
+  const line = async (): Promise<string> => {
+    while (lines.length === 0) await new Promise<void>((r) => waiters.push(r));
+    return lines.shift()!;
+  };
+  const address = await line();
+  return {
+    connect: () =>
+      new Promise((resolve, reject) => {
+        const c = kind === 'tcp' ? net.connect(Number(address), '127.0.0.1') : net.connect(address);
+        c.once('connect', () => resolve(c));
+        c.once('error', reject);
+      }),
+    result: line().then((l) => {
+      const [bytes, hex] = l.split(' ');
+      return { bytes: Number(bytes), hex };
+    }),
+  };
+}
+
 export function sha256(...parts: Buffer[]): string {
   const hash = createHash('sha256');
   for (const p of parts) hash.update(p);

@@ -339,15 +339,20 @@ t.test('send copies: same bytes and errors as native', async (t) => {
 });
 
 t.test('send to a slow non-blocking socket waits out EAGAIN and delivers every byte', async (t) => {
-  const total = 8 << 20;
+  const total = 32 << 20; // more than loopback's socket buffers can hold
   const src = makeFile(join(dir, 'net'), total);
   const fd = fs.openSync(src, 'r');
   t.teardown(() => fs.closeSync(fd));
   let received = 0;
-  const server = net.createServer((s) => {
-    s.pause(); // let the sender's socket buffer fill, then drain slowly
-    setTimeout(() => s.resume(), 50);
-    s.on('data', (d) => (received += d.length));
+  let peer: net.Socket | undefined;
+  const server = net.createServer();
+  const ended = new Promise<void>((resolve) => {
+    server.on('connection', (s) => {
+      peer = s;
+      s.pause(); // reads nothing until the sender is seen waiting
+      s.on('data', (d) => (received += d.length));
+      s.on('end', resolve);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => server.close());
@@ -355,14 +360,15 @@ t.test('send to a slow non-blocking socket waits out EAGAIN and delivers every b
   await new Promise((resolve) => client.once('connect', resolve));
   const outFd = (client as unknown as { _handle: { fd: number } })._handle.fd;
   const binding = fallbackBinding();
-  let sawWaiting = false;
-  const poll = setInterval(() => (sawWaiting ||= binding.stats().waiting > 0), 1);
-  t.equal(await binding.send(outFd, fd, 0, -1, 7), total, 'all bytes sent');
-  clearInterval(poll);
-  t.ok(sawWaiting, 'stats().waiting counted the send while the socket was full');
-  t.equal(binding.stats().waiting, 0, 'and not after');
+  const sending = binding.send(outFd, fd, 0, -1, 7) as Promise<number>;
+  const deadline = Date.now() + 20_000;
+  while (binding.stats().waiting === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
+  t.equal(binding.stats().waiting, 1, 'stats().waiting counts the send while the socket is full');
+  peer!.resume();
+  t.equal(await sending, total, 'all bytes sent');
+  t.equal(binding.stats().waiting, 0, 'and no longer waiting');
   client.end();
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await ended;
   t.equal(received, total, 'and received');
 });
 

@@ -26,6 +26,9 @@
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
+        # A worker being terminated cannot take a JS exception: swallow it
+        # instead of throwing a C++ exception out of the callback (std::terminate).
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "_FILE_OFFSET_BITS=64",
         "_GNU_SOURCE"
       ],

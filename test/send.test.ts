@@ -93,6 +93,12 @@ t.test('to a regular file, and sendfileSync to a pipe read by another process', 
   t.equal(await sendfile(outFd, fd, 5, 3 * MiB), 3 * MiB);
   fs.closeSync(outFd);
   t.equal(sha256OfRange(out, 0, 3 * MiB).hex, sha256OfRange(file, 5, 3 * MiB).hex, 'file to file');
+  // Past the filesystem's maximum file size sendfile(2) says EOVERFLOW: a range
+  // past the end is 0 bytes, as it is anywhere else past the end.
+  const outFd2 = fs.openSync(join(dir, 'copy2'), 'w');
+  t.equal(await sendfile(outFd2, fd, 2 ** 53 - 1, 1), 0, 'offset 2^53-1: 0');
+  t.equal(sendfileSync(outFd2, fd, 2 ** 53 - 2, 2 ** 40), 0, 'sync, offset 2^53-2: 0');
+  fs.closeSync(outFd2);
 
   // A child hashes its stdin; Node's end of the pipe is non-blocking, so
   // sendfileSync waits out EAGAIN with poll() on this thread.

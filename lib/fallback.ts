@@ -25,8 +25,10 @@
  * Linux, /dev/fd/N elsewhere) where the system allows it, so a JS close()
  * during the operation cannot redirect it to a reused descriptor number; the
  * reopen also drops O_DIRECT, as the native buffered reopen does. The
- * destination of a send cannot be reopened (sockets), so a send's destination
- * must stay open until the send settles.
+ * destination of a send cannot be reopened (sockets): each write first checks
+ * that its number still names the same socket or file, and a send whose
+ * destination was closed under it fails with EBADF (native, working on its
+ * own duplicate, would see EPIPE or ECONNRESET from a peer that went away).
  */
 import * as fs from 'node:fs';
 import { constants as osConstants, endianness, release } from 'node:os';
@@ -166,6 +168,15 @@ function residencySyscallName(): string {
   return isLinux && (major > 6 || (major === 6 && minor >= 5)) ? 'cachestat' : 'mincore';
 }
 
+/** A send's destination as it was when the send began. */
+interface Destination {
+  fd: number;
+  dev: number;
+  ino: number;
+  /** O_NONBLOCK (Linux): writes never block, so they can run on the JS thread. */
+  nonBlocking: boolean;
+}
+
 /** A counting semaphore, first come first served: the fallback's "threads". */
 class Slots {
   private free: number;
@@ -302,9 +313,10 @@ export function fallbackBinding(): Binding {
   }
 
   /** Checks the destination of a send as the native OutRef does: open, writable, not O_PATH. */
-  function inspectOut(outFd: number): NativeFailure | undefined {
+  function inspectOut(outFd: number): Destination | NativeFailure {
+    let st: fs.Stats;
     try {
-      fs.fstatSync(outFd);
+      st = fs.fstatSync(outFd);
     } catch (e) {
       return failure(e, 'sendfile');
     }
@@ -312,7 +324,34 @@ export function fallbackBinding(): Binding {
     if (flags !== undefined && ((flags & O_PATH) !== 0 || (flags & O_ACCMODE) === fs.constants.O_RDONLY)) {
       return { errno: E.EBADF, syscall: 'sendfile' };
     }
-    return undefined;
+    const nonBlocking = flags !== undefined && (flags & fs.constants.O_NONBLOCK) !== 0;
+    return { fd: outFd, dev: st.dev, ino: st.ino, nonBlocking };
+  }
+
+  /**
+   * Writes to a send's destination, which the fallback cannot duplicate. It
+   * checks first that the number still names the same file or socket (else
+   * EBADF: it was closed, and perhaps its number reused, so nothing is
+   * written). Non-blocking destinations (sockets) are written on this thread
+   * right after that check, leaving no moment for a close and a reuse in
+   * between; others through the threadpool.
+   */
+  async function writeOut(out: Destination, buf: Buffer, from: number, count: number): Promise<number> {
+    let st: fs.Stats;
+    try {
+      st = fs.fstatSync(out.fd);
+    } catch (e) {
+      throw failure(e, 'sendfile');
+    }
+    if (st.dev !== out.dev || st.ino !== out.ino) throw { errno: E.EBADF, syscall: 'sendfile' } satisfies NativeFailure;
+    try {
+      if (out.nonBlocking) return fs.writeSync(out.fd, buf, from, count);
+      return await new Promise<number>((resolve, reject) =>
+        fs.write(out.fd, buf, from, count, null, (err, w) => (err ? reject(err) : resolve(w))),
+      );
+    } catch (e) {
+      throw failure(e, 'sendfile');
+    }
   }
 
   return {
@@ -397,8 +436,8 @@ export function fallbackBinding(): Binding {
     },
 
     send(outFd, inFd, offset, length, id) {
-      const bad = inspectOut(outFd);
-      if (bad) return bad;
+      const out = inspectOut(outFd);
+      if (isFailure(out)) return out;
       const info = inspectFd(inFd, 'sendfile');
       if (isFailure(info)) return info;
       const total = rangeLength(info.size, offset, length);
@@ -420,12 +459,10 @@ export function fallbackBinding(): Binding {
           while (written < n) {
             if (cancelled.has(id)) throw aborted('sendfile', sent + written);
             try {
-              written += await new Promise<number>((resolve, reject) =>
-                fs.write(outFd, buf, written, n - written, null, (err, w) => (err ? reject(err) : resolve(w))),
-              );
+              written += await writeOut(out, buf, written, n - written);
               backoff = 1;
             } catch (e) {
-              const f = failure(e, 'sendfile');
+              const f = e as NativeFailure;
               if (f.errno !== E.EAGAIN && f.errno !== E.EWOULDBLOCK) throw { ...f, bytesSent: sent + written };
               // A full non-blocking destination: no poller here, so back off and retry.
               waiting++;
@@ -445,7 +482,7 @@ export function fallbackBinding(): Binding {
 
     sendSync(outFd, inFd, offset, length) {
       const bad = inspectOut(outFd);
-      if (bad) return bad;
+      if (isFailure(bad)) return bad;
       const info = inspectFd(inFd, 'sendfile');
       if (isFailure(info)) return info;
       const total = rangeLength(info.size, offset, length);

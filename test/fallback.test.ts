@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import * as real from '../lib/index';
 import * as nativeModule from '../lib/native';
 import { fallbackBinding } from '../lib/fallback';
+import type { NativeFailure } from '../lib/errors';
 import { scratchDir, makeFile } from './helpers';
 
 type Api = typeof import('../lib/index');
@@ -370,6 +371,42 @@ t.test('send to a slow non-blocking socket waits out EAGAIN and delivers every b
   client.end();
   await ended;
   t.equal(received, total, 'and received');
+});
+
+t.test('a send whose destination is closed, its number reused: EBADF, nothing written to the newcomer', async (t) => {
+  const src = makeFile(join(dir, 'net2'), 32 << 20);
+  const fd = fs.openSync(src, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  const server = net.createServer((s) => {
+    s.pause(); // reads nothing: the send backs off
+    s.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => {});
+  await new Promise((resolve) => client.once('connect', resolve));
+  const outFd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+  const binding = fallbackBinding();
+  const sending = (binding.send(outFd, fd, 0, -1, 9) as Promise<number>).then(
+    () => undefined,
+    (e: NativeFailure) => e,
+  );
+  const deadline = Date.now() + 20_000;
+  while (binding.stats().waiting === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
+  t.equal(binding.stats().waiting, 1, 'the send is waiting for the socket');
+  client.destroy();
+  await new Promise((resolve) => client.once('close', resolve));
+  // Open the newcomer until it gets the socket's old number (lower free numbers go first).
+  const newcomer = join(dir, 'newcomer');
+  const opened: number[] = [];
+  t.teardown(() => opened.forEach((o) => fs.closeSync(o)));
+  while (opened.length < 1000 && !opened.includes(outFd)) opened.push(fs.openSync(newcomer, 'a'));
+  t.ok(opened.includes(outFd), 'the number was reused');
+  const err = await sending;
+  t.match(err, { errno: execErrno('EBADF'), syscall: 'sendfile' }, 'EBADF');
+  t.ok(err!.bytesSent! > 0 && err!.bytesSent! < 32 << 20, `bytesSent ${err!.bytesSent}`);
+  t.equal(fs.statSync(newcomer).size, 0, 'not a byte went to the file that took the number');
 });
 
 t.test('the fallback works in worker threads', async (t) => {

@@ -30,7 +30,7 @@ function targets(ts: Target[]): string {
 }
 
 function header(name: string, m: Machine): string {
-  return `### ${name}\n\n_${m.date.slice(0, 16).replace('T', ' ')} UTC; ${m.nproc} vCPU ${m.cpu}; Linux ${m.kernel}; Node ${m.node}; files on ${m.fs}_\n`;
+  return `### ${name}\n\n_${m.date.slice(0, 16).replace('T', ' ')} UTC; ${m.nproc} vCPU ${m.cpu}; Linux ${m.kernel}; Node ${m.node}; files on ${m.fs}${m.loadavg1 === undefined ? '' : `; load average ${m.loadavg1.toFixed(1)} at the end (shared machine)`}_\n`;
 }
 
 const out: string[] = [];

@@ -9,7 +9,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as pw from '../../lib/index';
 
@@ -58,6 +58,8 @@ export interface Machine {
   node: string;
   memGiB: number;
   fs: string;
+  /** 1-minute load average when the results were saved (others share this machine). */
+  loadavg1: number;
 }
 
 export function machine(): Machine {
@@ -74,6 +76,7 @@ export function machine(): Machine {
     node: process.version,
     memGiB: mem ? Math.round(Number(mem[1]) / 1024 / 1024) : 0,
     fs,
+    loadavg1: loadavg()[0],
   };
 }
 
@@ -220,6 +223,7 @@ export function printTargets(targets: Target[]): void {
 /** Writes a benchmark's results to bench/out/<name>.json (or <name>.smoke.json). */
 export function saveResults(name: string, smoke: boolean, data: unknown): string {
   mkdirSync(OUT_DIR, { recursive: true });
+  console.log(`load average (1 min) now: ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs (the machine is shared)`);
   const file = join(OUT_DIR, `${name}${smoke ? '.smoke' : ''}.json`);
   writeFileSync(file, JSON.stringify({ benchmark: name, smoke, machine: machine(), ...(data as object) }, null, 2));
   return file;

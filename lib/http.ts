@@ -4,12 +4,12 @@
  * server's GET/HEAD handling (ranges, validators, confinement to a root).
  */
 import * as fs from 'node:fs';
-import { open as openFile, readlink, realpath } from 'node:fs/promises';
+import { readlink, realpath } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { contentType } from './mime';
-import { openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
+import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
 import { AbortError, invalidArgType, type CodedError } from './errors';
 import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
 
@@ -130,8 +130,9 @@ export interface ServeFileResult {
  *   Directories, devices and FIFOs get 404; unreadable files 403; other
  *   failures to open 500. Error responses have a short text body.
  *
- * The file is opened on the libuv threadpool (O_NONBLOCK, so a FIFO cannot
- * hang it) and the body is sent as {@link sendFileResponse} does.
+ * The file is opened on pagewarm's threads (O_NONBLOCK, so a FIFO cannot
+ * hang it; the libuv threadpool in the portable fallback) and the body is
+ * sent as {@link sendFileResponse} does.
  *
  * @param req The request (its method and headers are read).
  * @param res Its response, headers not yet sent.
@@ -167,8 +168,7 @@ export async function serveFile(
 
   let input: Input;
   try {
-    const handle = await openFile(target, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0));
-    input = { fd: handle.fd, close: () => handle.close() };
+    input = await openPath(target); // a FIFO, directory or device is refused here
   } catch (err) {
     return fail(res, statusForOpenError(err));
   }
@@ -479,8 +479,10 @@ function statusForOpenError(err: unknown): number {
     case 'ENOTDIR':
     case 'ENAMETOOLONG':
     case 'ELOOP':
-    case 'ENXIO': // a socket or a FIFO without a writer
-    case 'EISDIR':
+    case 'ENXIO': // a socket
+    case 'EISDIR': // a directory
+    case 'ESPIPE': // a FIFO
+    case 'EINVAL': // a character device
       return 404;
     case 'EACCES':
     case 'EPERM':

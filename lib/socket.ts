@@ -18,12 +18,12 @@ import * as fs from 'node:fs';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import * as net from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { binding } from './native';
+import { binding, nextId } from './native';
 import { capabilities } from './config';
 import { prepareForRead } from './warm';
 import { advise } from './residency';
 import { sendRange } from './send';
-import { AbortError, invalidArgType, systemError, isNativeFailure, type CodedError } from './errors';
+import { AbortError, invalidArgType, systemError, isNativeFailure, type CodedError, type NativeFailure, type SystemError } from './errors';
 import { toBoolean, toFd, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
 
 /** Options for {@link sendFile}. */
@@ -159,10 +159,10 @@ export function sendOwnedFile(
 
 /**
  * Where the bytes come from: a path to open, a caller's descriptor, our
- * reopened copy of one (see {@link pinSource}), or one the caller of this
- * module owns and keeps open.
+ * duplicate or reopened copy of one (see {@link pinSource}), or one the
+ * caller of this module owns and keeps open.
  */
-export type Source = { path: string } | { fd: number } | { pinned: number } | { owned: number };
+export type Source = { path: string } | { fd: number } | { pinned: number } | { reopened: number } | { owned: number };
 
 /** Validates sendFile's `file` argument. @internal */
 export function toSource(file: unknown): Source {
@@ -181,21 +181,36 @@ export interface Input {
 
 const O_READ = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0);
 
+/** The native calls that tie descriptors to this environment (not in the portable fallback). */
+interface Pinning {
+  openFile(path: string, id: number): Promise<number> | NativeFailure;
+  pin(fd: number): number | NativeFailure;
+  unpin(fd: number): void;
+}
+const pinning: Pinning | undefined =
+  typeof (binding as Partial<Pinning>).pin === 'function' ? (binding as unknown as Pinning) : undefined;
+
 /**
  * For a caller's descriptor: checks it (EBADF, EISDIR, ESPIPE, EINVAL) and
- * reopens it through /proc/self/fd, synchronously, before the caller gets
- * control back: closing it while the send runs (and the kernel handing its
- * number to another file) cannot then redirect the send. Where it cannot be
- * reopened (no /proc, a file this user may not open by itself) the caller's
- * descriptor is used as it is. Call it last before the first await: it
- * opens a descriptor that {@link openSource}'s close() releases. @internal
+ * takes a private duplicate, synchronously, before the caller gets control
+ * back: closing it while the send runs (and the kernel handing its number to
+ * another file) cannot then redirect the send. The duplicate belongs to the
+ * native environment: if a worker is terminated mid-send it is closed with
+ * the worker, never leaked. (The portable fallback reopens through
+ * /proc/self/fd where it can.) Call it last before the first await.
+ * {@link openSource}'s close() releases it. @internal
  */
 export function pinSource(source: Source): Source {
   if (!('fd' in source)) return source;
   validate(source.fd);
+  if (pinning) {
+    const dup = pinning.pin(source.fd);
+    if (isNativeFailure(dup)) throw systemError(dup);
+    return { pinned: dup };
+  }
   if (process.platform === 'linux') {
     try {
-      return { pinned: fs.openSync(`/proc/self/fd/${source.fd}`, O_READ) };
+      return { reopened: fs.openSync(`/proc/self/fd/${source.fd}`, O_READ) };
     } catch {
       /* not reopenable: use the caller's descriptor */
     }
@@ -204,27 +219,63 @@ export function pinSource(source: Source): Source {
 }
 
 /**
- * Opens a path (O_NONBLOCK, so a FIFO cannot hang the open; it is then
- * refused as ESPIPE) and checks it, or wraps a descriptor already checked by
- * {@link pinSource}. @internal
+ * Opens a path, or wraps a descriptor already checked by {@link pinSource}.
+ * @internal
  */
 export async function openSource(source: Source): Promise<Input> {
   if ('owned' in source) return { fd: source.owned, close: async () => undefined };
   if ('pinned' in source) {
     const fd = source.pinned;
+    return { fd, close: async () => pinning!.unpin(fd) };
+  }
+  if ('reopened' in source) {
+    const fd = source.reopened;
     return { fd, close: () => new Promise<void>((resolve) => fs.close(fd, () => resolve())) };
   }
-  if ('path' in source) {
-    const handle = await openFile(source.path, O_READ);
-    try {
-      validate(handle.fd);
-    } catch (err) {
-      await handle.close();
-      throw err;
-    }
-    return { fd: handle.fd, close: () => handle.close() };
-  }
+  if ('path' in source) return openPath(source.path);
   return { fd: source.fd, close: async () => undefined };
+}
+
+/**
+ * Opens a path for reading (O_NONBLOCK, so a FIFO cannot hang the open) and
+ * checks what it opened (EISDIR, ESPIPE, EINVAL). With the native addon the
+ * open runs on pagewarm's threads and the descriptor belongs to the native
+ * environment: a worker terminated while the open or the send is in flight
+ * cannot leak it. (The fallback uses fs.promises.open, which can.)
+ * Errors are Node's: `ENOENT: no such file or directory, open '/x'` with `path`.
+ * @internal
+ */
+export async function openPath(path: string): Promise<Input> {
+  let input: Input;
+  if (pinning && !path.includes('\0')) {
+    const id = nextId();
+    let fd: number;
+    try {
+      const started = pinning.openFile(path, id);
+      if (isNativeFailure(started)) throw started;
+      fd = await started;
+    } catch (err) {
+      throw isNativeFailure(err) ? pathError(err, path) : err;
+    }
+    input = { fd, close: async () => pinning.unpin(fd) };
+  } else {
+    const handle = await openFile(path, O_READ); // NUL bytes: Node's own ERR_INVALID_ARG_VALUE
+    input = { fd: handle.fd, close: () => handle.close() };
+  }
+  try {
+    validate(input.fd);
+  } catch (err) {
+    await input.close();
+    throw err;
+  }
+  return input;
+}
+
+function pathError(failure: NativeFailure, path: string): SystemError & { path: string } {
+  const err = systemError(failure) as SystemError & { path: string };
+  err.message += ` '${path}'`;
+  err.path = path;
+  return err;
 }
 
 /** The native checks on a source descriptor (EBADF, EISDIR, ESPIPE, EINVAL), without reading. */

@@ -9,6 +9,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <unordered_set>
 
 #include "env_queue.h"
 
@@ -17,8 +18,11 @@ namespace pagewarm {
 class Binding : public Napi::Addon<Binding> {
  public:
   Binding(Napi::Env env, Napi::Object exports);
+  ~Binding();  // bind_send.cc: closes the pinned descriptors
 
   std::shared_ptr<EnvQueue> queue;
+  // Descriptors from pin() / openFile() not yet unpinned. JS thread only.
+  std::unordered_set<int> pinned;
 
  private:
   // bind_warm.cc
@@ -31,6 +35,9 @@ class Binding : public Napi::Addon<Binding> {
   // bind_send.cc
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value SendSync(const Napi::CallbackInfo& info);
+  Napi::Value OpenFile(const Napi::CallbackInfo& info);
+  Napi::Value Pin(const Napi::CallbackInfo& info);
+  Napi::Value Unpin(const Napi::CallbackInfo& info);
   // addon.cc
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Configure(const Napi::CallbackInfo& info);

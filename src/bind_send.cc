@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <memory>
+#include <string>
 
 #include "addon.h"
 #include "pool.h"
@@ -166,7 +168,100 @@ class SendJob : public Job {
   bool aborted_ = false;
 };
 
+// Opens a path for reading on a pool thread. The descriptor is owned by the
+// job until it settles, so if the environment is torn down first (a worker
+// terminated) the job is freed and closes it: nothing leaks.
+class OpenJob : public Job {
+ public:
+  ~OpenJob() override {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  Slice RunSlice() override {
+    if (cancelled()) {
+      aborted_ = true;
+      return Slice::kDone;
+    }
+    // O_NONBLOCK: a FIFO must not hang the open (it is refused as ESPIPE by
+    // the caller's checks); regular-file reads and sendfile ignore the flag.
+    do {
+      fd_ = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    } while (fd_ < 0 && errno == EINTR);
+    if (fd_ < 0) error_ = errno;
+    return Slice::kDone;
+  }
+
+  void Settle(Napi::Env env, napi_deferred deferred) override {
+    if (aborted_) {
+      napi_reject_deferred(env, deferred, CancelledValue(env, "open"));
+    } else if (fd_ < 0) {
+      napi_reject_deferred(env, deferred, SysErrorValue(env, SysResult::Fail(error_, "open")));
+    } else {
+      env.GetInstanceData<Binding>()->pinned.insert(fd_);  // closed by unpin() or at teardown
+      napi_resolve_deferred(env, deferred, Napi::Number::New(env, fd_));
+      fd_ = -1;
+    }
+  }
+
+  std::string path;
+
+ private:
+  int fd_ = -1;
+  int error_ = 0;
+  bool aborted_ = false;
+};
+
 }  // namespace
+
+Binding::~Binding() {
+  for (int fd : pinned) close(fd);
+}
+
+// openFile(path, id) -> Promise<fd> | {errno, syscall}: opens path read-only
+// (O_NONBLOCK, O_CLOEXEC) on pagewarm's threads. The descriptor is pinned:
+// it stays open until unpin(fd) or until this environment is torn down.
+Napi::Value Binding::OpenFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t id;
+  if (!info[0].IsString()) {
+    NAPI_THROW(Napi::TypeError::New(env, "pagewarm: expected a path"), Napi::Value());
+  }
+  if (!ArgInt64(info, 1, &id)) return Napi::Value();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    return SysErrorValue(env, SysResult::Fail(path.empty() ? ENOENT : EINVAL, "open"));
+  }
+  std::unique_ptr<OpenJob> job(new OpenJob());
+  job->path = std::move(path);
+  job->id = static_cast<uint32_t>(id);
+  return queue->Submit(env, job.release());
+}
+
+// pin(fd) -> fd | {errno, syscall}: a private duplicate of fd (F_DUPFD_CLOEXEC),
+// open until unpin() or until this environment is torn down. A caller that
+// closes fd meanwhile (and gets its number reused) cannot redirect a send
+// that works on the duplicate.
+Napi::Value Binding::Pin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t fd;
+  if (!ArgInt64(info, 0, &fd)) return Napi::Value();
+  int dup = fd < 0 || fd > INT32_MAX ? -1 : fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return SysErrorValue(env, SysResult::Fail(fd < 0 || fd > INT32_MAX ? EBADF : errno, "dup"));
+  pinned.insert(dup);
+  return Napi::Number::New(env, dup);
+}
+
+// unpin(fd): closes a descriptor from pin() or openFile(); others are ignored.
+Napi::Value Binding::Unpin(const Napi::CallbackInfo& info) {
+  int64_t fd;
+  if (!ArgInt64(info, 0, &fd)) return Napi::Value();
+  auto it = pinned.find(static_cast<int>(fd));
+  if (fd >= 0 && fd <= INT32_MAX && it != pinned.end()) {
+    pinned.erase(it);
+    close(static_cast<int>(fd));
+  }
+  return info.Env().Undefined();
+}
 
 // send(outFd, inFd, offset, length, id) -> Promise<number> | {errno, syscall}
 Napi::Value Binding::Send(const Napi::CallbackInfo& info) {

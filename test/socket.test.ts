@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHash, randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { Worker } from 'node:worker_threads';
 import { sendFile, stats, configure, evict, residencySync, capabilities } from '../lib/index';
 import {
   scratch,
@@ -393,6 +394,66 @@ t.test('failures: clean rejections, the documented socket state, no leaked descr
   for (const p of st.peers) p.destroy();
   for (let i = 0; i < 100 && fdCount() > before; i++) await sleep(20);
   t.equal(fdCount(), before, 'no descriptor leaked, once the test closed its own sockets');
+});
+
+t.test('workers terminated with sendFile calls in flight leak no descriptor', async (t) => {
+  const st = await stalledServer();
+  t.teardown(() => st.server.close());
+  const port = (st.server.address() as net.AddressInfo).port;
+  const lib = compiledLib();
+  const listFds = (): string[] =>
+    fs.readdirSync('/proc/self/fd').map((f) => {
+      try {
+        return `${f}:${fs.readlinkSync(`/proc/self/fd/${f}`)}`;
+      } catch {
+        return f;
+      }
+    });
+  // pagewarm's threads and poller, and this thread's binding, exist before counting.
+  const probe = await st.connect();
+  await sendFile(probe, file, { length: 1 });
+  probe.destroy();
+  while (st.peers.length < 1) await sleep(5);
+  st.peers.shift()!.destroy();
+  await sleep(50);
+  const before = listFds();
+  for (let round = 0; round < 6; round++) {
+    const w = new Worker(
+      `
+      const { parentPort, workerData } = require('worker_threads');
+      const net = require('net'), fs = require('fs');
+      const { sendFile } = require(workerData.lib);
+      for (let i = 0; i < 24; i++) {
+        // Called while still connecting: the opens start at once, and some
+        // are still in flight when the worker dies; others are parked sends.
+        const c = net.connect(workerData.port, '127.0.0.1');
+        c.on('error', () => {});
+        if (i % 3) sendFile(c, workerData.file).catch(() => {});
+        else {
+          const fd = fs.openSync(workerData.file, 'r');
+          sendFile(c, fd).catch(() => {});
+          fs.closeSync(fd); // the caller closes its own at once: the pinned duplicate is pagewarm's
+        }
+      }
+      parentPort.postMessage('sending');`,
+      { eval: true, workerData: { lib, port, file } },
+    );
+    await new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    await sleep([0, 0, 1, 5, 30, 200][round]); // opens in flight ... sends parked
+    await w.terminate();
+  }
+  for (const p of st.peers) p.destroy();
+  let after = listFds();
+  for (let i = 0; i < 150 && after.length > before.length; i++) {
+    await sleep(20);
+    after = listFds();
+  }
+  const extra = after.filter((x) => !before.includes(x));
+  t.same(extra, [], 'no descriptor left behind by the terminated workers');
+  t.equal(stats().waiting, 0, 'no send left parked');
 });
 
 t.test('closing the descriptor right after the call does not change what is sent', async (t) => {

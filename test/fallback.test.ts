@@ -395,9 +395,9 @@ t.test('a send whose destination is closed, its number reused: EBADF, nothing wr
   const deadline = Date.now() + 20_000;
   while (binding.stats().waiting === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
   t.equal(binding.stats().waiting, 1, 'the send is waiting for the socket');
-  client.destroy();
-  await new Promise((resolve) => client.once('close', resolve));
-  // Open the newcomer until it gets the socket's old number (lower free numbers go first).
+  client.destroy(); // closes the descriptor at once
+  // Before the send's next write: open the newcomer until it gets the socket's
+  // old number (lower free numbers go first).
   const newcomer = join(dir, 'newcomer');
   const opened: number[] = [];
   t.teardown(() => opened.forEach((o) => fs.closeSync(o)));

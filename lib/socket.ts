@@ -96,9 +96,11 @@ export type SendFileError = Error & { code?: string; bytesSent: number };
  * Notes: a corked socket starts the send when it is uncorked;
  * `socket.bytesWritten` does not count zero-copy bytes; the socket's idle
  * timeout (`setTimeout`) is refreshed as chunks complete, so it still fires
- * for a receiver that stalls. A descriptor passed as `file` is reopened
- * (through /proc/self/fd) for the send where possible, so closing it while
- * the send runs cannot make the send read another file.
+ * for a receiver that stalls. A descriptor passed as `file` is duplicated
+ * before sendFile returns, so closing it while the send runs cannot make the
+ * send read another file; a path is opened on pagewarm's threads. Both
+ * belong to the calling thread's environment: a worker terminated mid-send
+ * leaks neither.
  *
  * @param socket A `net.Socket` (or `tls.TLSSocket`), connected or connecting.
  * @param file A path, a descriptor open for reading, or a FileHandle.

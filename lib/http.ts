@@ -10,8 +10,9 @@ import * as net from 'node:net';
 import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { contentType } from './mime';
 import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
-import { AbortError, invalidArgType, type CodedError } from './errors';
-import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
+import { invalidArgType, type CodedError } from './errors';
+import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, type FileLike } from './validate';
+import { abortError } from './send';
 
 /** Options for {@link sendFileResponse}. */
 export interface SendFileResponseOptions {
@@ -67,7 +68,7 @@ export async function sendFileResponse(
   const statusCode = opts.statusCode === undefined ? 200 : toIntInRange(opts.statusCode, 'options.statusCode', 100, 999);
   const headers = toHeaders(opts.headers);
   const signal = toSignal(opts.signal);
-  throwIfAborted(signal);
+  if (signal?.aborted) throw abortError(signal, 0);
   if (res.headersSent) throw headersSent();
 
   const input = await openSource(pinSource(source)); // pinned before any await: the caller may close its fd
@@ -375,7 +376,7 @@ async function writeBody(
     throw Object.assign(err instanceof Error ? err : new Error(String(err)), { bytesSent: sent });
   };
   while (sent < count) {
-    if (signal?.aborted) fail(new AbortError(undefined, { cause: signal.reason }));
+    if (signal?.aborted) fail(abortError(signal, sent));
     if (res.destroyed) fail(coded('ERR_STREAM_DESTROYED', 'The response was destroyed during the body'));
     const buf = Buffer.allocUnsafe(Math.min(piece, count - sent));
     let got: number;

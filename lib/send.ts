@@ -6,7 +6,7 @@
  */
 import { binding, nextId } from './native';
 import { AbortError, invalidArgType, isNativeFailure, systemError, type SystemError } from './errors';
-import { toFd, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
+import { toFd, toOptions, toPosition, toSignal, type FileLike } from './validate';
 
 /** Options for {@link sendfile}. */
 export interface SendfileOptions {
@@ -71,7 +71,7 @@ export async function sendfile(
   const start = toRequiredPosition(offset, 'offset');
   const count = toRequiredPosition(length, 'length');
   const signal = toSignal(toOptions<SendfileOptions>(options).signal);
-  throwIfAborted(signal);
+  if (signal?.aborted) throw abortError(signal, 0);
   return sendRange(out, input, start, count, signal);
 }
 
@@ -122,15 +122,18 @@ export async function sendRange(
     return await started;
   } catch (reason) {
     if (!isNativeFailure(reason)) throw reason;
-    if (reason.aborted) {
-      const err = new AbortError(undefined, { cause: signal?.reason }) as SendError;
-      err.bytesSent = reason.bytesSent ?? 0;
-      throw err;
-    }
+    if (reason.aborted) throw abortError(signal, reason.bytesSent ?? 0);
     throw sendError(reason);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Node's AbortError (cause: the signal's reason) with `bytesSent`. @internal */
+export function abortError(signal: AbortSignal | undefined, bytesSent: number): AbortError & { bytesSent: number } {
+  const err = new AbortError(undefined, { cause: signal?.reason }) as AbortError & { bytesSent: number };
+  err.bytesSent = bytesSent;
+  return err;
 }
 
 function sendError(failure: Parameters<typeof systemError>[0]): SendError {

@@ -22,9 +22,9 @@ import { binding, nextId } from './native';
 import { capabilities } from './config';
 import { prepareForRead } from './warm';
 import { advise } from './residency';
-import { sendRange } from './send';
+import { abortError, sendRange } from './send';
 import { AbortError, invalidArgType, systemError, isNativeFailure, type CodedError, type NativeFailure, type SystemError } from './errors';
-import { toBoolean, toFd, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
+import { toBoolean, toFd, toOptions, toPosition, toSignal, type FileLike } from './validate';
 
 /** Options for {@link sendFile}. */
 export interface SendFileOptions {
@@ -60,7 +60,10 @@ export interface SendFileResult {
   zeroCopy: boolean;
 }
 
-/** A rejection of {@link sendFile}: always carries `bytesSent`, the file bytes that left before it failed. */
+/**
+ * A rejection of {@link sendFile} once its arguments were accepted: it
+ * always carries `bytesSent`, the file bytes that left before it failed.
+ */
 export type SendFileError = Error & { code?: string; bytesSent: number };
 
 /**
@@ -121,7 +124,7 @@ export function sendFile(socket: net.Socket, file: FileLike | string, options?: 
     const warm = toBoolean(opts.warm, 'options.warm', true);
     const dropBehind = toBoolean(opts.dropBehind, 'options.dropBehind', false);
     const signal = toSignal(opts.signal);
-    throwIfAborted(signal);
+    if (signal?.aborted) throw abortError(signal, 0);
     checkSocket(socket);
     source = pinSource(source); // last: nothing below throws before begin() owns it
     // The marker must be written now, synchronously: writes the caller makes
@@ -130,6 +133,8 @@ export function sendFile(socket: net.Socket, file: FileLike | string, options?: 
       new SocketSend(socket, source, { offset, length, warm, dropBehind }, signal, resolve, reject).begin();
     });
   } catch (err) {
+    // Past the argument checks, every rejection says how much was sent.
+    if (err instanceof Error && 'syscall' in err && !('bytesSent' in err)) (err as unknown as SendFileError).bytesSent = 0;
     return Promise.reject(err);
   }
 }
@@ -523,9 +528,7 @@ class SocketSend {
 
   private readonly onAbort = (): void => {
     if (this.state === 'queued') {
-      const err = new AbortError(undefined, { cause: this.signal?.reason }) as AbortError & { bytesSent: number };
-      err.bytesSent = 0;
-      this.settle(err, 0);
+      this.settle(abortError(this.signal, 0), 0);
     } else if (this.state === 'running') {
       this.controller.abort(this.signal?.reason);
     }

@@ -236,8 +236,13 @@ t.test('abort: before the start, and while waiting for a stalled receiver', asyn
     await server.close();
   });
   const pre = new AbortController();
-  pre.abort(new Error('not today'));
-  await t.rejects(sendfile(fdOf(c), fd, 0, MiB, { signal: pre.signal }), { name: 'AbortError', code: 'ABORT_ERR' }, 'an aborted signal rejects at once');
+  const why = new Error('not today');
+  pre.abort(why);
+  await t.rejects(
+    sendfile(fdOf(c), fd, 0, MiB, { signal: pre.signal }),
+    { name: 'AbortError', code: 'ABORT_ERR', cause: why, bytesSent: 0 },
+    'an aborted signal rejects at once, with the reason and bytesSent 0',
+  );
 
   const ac = new AbortController();
   const p = sendfile(fdOf(c), fd, 0, SIZE, { signal: ac.signal });

@@ -350,10 +350,20 @@ t.test('failures: clean rejections, the documented socket state, no leaked descr
   await t.test('a file that cannot be sent leaves the socket usable', async (t) => {
     const c = await connect();
     const dirFd = fs.openSync(dir, 'r');
-    await t.rejects(sendFile(c, dirFd), { code: 'EISDIR', syscall: 'sendfile' }, 'a directory descriptor');
+    await t.rejects(sendFile(c, dirFd), { code: 'EISDIR', syscall: 'sendfile', bytesSent: 0 }, 'a directory descriptor');
+    const why = new Error('early');
+    await t.rejects(
+      sendFile(c, file, { signal: AbortSignal.abort(why) }),
+      { name: 'AbortError', cause: why, bytesSent: 0 },
+      'a signal aborted before the call',
+    );
     fs.closeSync(dirFd);
     c.write('1');
-    await t.rejects(sendFile(c, join(dir, 'missing')), { code: 'ENOENT' }, 'a missing path');
+    await t.rejects(
+      sendFile(c, join(dir, 'missing')),
+      { code: 'ENOENT', syscall: 'open', path: join(dir, 'missing'), bytesSent: 0, message: `ENOENT: no such file or directory, open '${join(dir, 'missing')}'` },
+      'a missing path: an error like fs.open gives',
+    );
     c.write('2');
     await t.rejects(sendFile(c, dir), { code: 'EISDIR' }, 'a directory path');
     c.end('3');

@@ -247,8 +247,11 @@ async function main() {
   const { value, options, slot } = arbitraries(w);
   const fallback = COMPARE ? loadFallback() : null;
   // Start the pool (and open /dev/null) before counting descriptors: a cold range.
-  pw.evict(w.fds.read);
-  await pw.prepareForRead(w.fds.read);
+  // (evict can miss a page still in a per-CPU LRU batch: retry until one warm-up read from disk)
+  for (let i = 0, chunks = pw.stats().sendfileChunks; i < 5 && pw.stats().sendfileChunks === chunks; i++) {
+    pw.evict(w.fds.read);
+    await pw.prepareForRead(w.fds.read);
+  }
   const fdList = () => fs.readdirSync('/proc/self/fd').map((fd) => { try { return fd + ' -> ' + fs.readlinkSync('/proc/self/fd/' + fd); } catch { return null; } }).filter(Boolean);
   const fdsBefore = fdList();
   const kinds = {};

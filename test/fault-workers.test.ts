@@ -8,9 +8,7 @@
 // - worker.terminate() resolves (exit code 1) however much is in flight; the
 //   jobs of the dead environment are cancelled at their next slice (parked
 //   sends at once) and freed; nothing of pagewarm's leaks (descriptors, pool
-//   jobs) and the other threads keep working. Known gap: a sendFile whose
-//   source is still being opened (fs.promises.open) when its worker dies
-//   leaks that descriptor (Node's behaviour; a todo below).
+//   jobs, sendFile sources) and the other threads keep working.
 // - The process never dies of it: before the fix in binding.gyp
 //   (NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS), a native call made by a worker
 //   being terminated threw a C++ exception out of its callback: std::terminate.
@@ -143,13 +141,13 @@ t.test('a worker terminated with 100 operations in flight, 50 times in a row', a
   await sleep(100);
   const after = fdList();
   const leaked = after.filter((l) => !fdsBefore.includes(l));
-  t.same(leaked.filter((l) => !l.endsWith(medium)), [], "no descriptor of pagewarm's own leaked (dups of files and sockets)");
+  t.same(leaked.filter((l) => !l.endsWith(medium)), [], 'no descriptor of warm-ups, residency queries or sendfile leaked (dups of files and sockets)');
   // Node's fs.promises.open, when its worker is terminated before the open
   // completes, never closes the descriptor (plain fs.promises.open in a
-  // worker shows the same). sendFile reopens its source with it.
-  t.same(leaked.filter((l) => l.endsWith(medium)), [], 'no descriptor of a sendFile source leaked', {
-    todo: 'lib/socket.ts reopens sources with fs.promises.open, which leaks in terminated workers (Node); reported',
-  });
+  // worker shows the same). sendFile used it to open its source and leaked
+  // that way (found by this test); since daa63f2 sources are opened natively
+  // and tied to the environment.
+  t.same(leaked.filter((l) => l.endsWith(medium)), [], 'no descriptor of a sendFile source leaked');
   const growth = rssMiB() - rssBefore;
   t.comment(`RSS ${rssBefore.toFixed(0)} MiB -> ${rssMiB().toFixed(0)} MiB over 50 workers (growth ${growth.toFixed(1)} MiB)`);
   // Bound: Node's own per-worker retention and V8 heap growth dominate; 150 MiB is far below a leak of

@@ -14,7 +14,7 @@
 // portable fallback with the same arguments: their outcomes must agree.
 //
 // Reproduce with PAGEWARM_PROP_SEED=<seed>; PAGEWARM_GARBAGE_RUNS sets the
-// runs per function (default 400: about 25 s here); PAGEWARM_GARBAGE_DUMP=<dir>
+// runs per function (default 300, 100 under ASan: about 30 s here); PAGEWARM_GARBAGE_DUMP=<dir>
 // writes each child's source there for debugging.
 import t from 'tap';
 import * as fs from 'node:fs';
@@ -26,7 +26,7 @@ const root = join(__dirname, '..');
 const dist = join(root, 'dist', 'cjs', 'index.js');
 const dir = scratchDir();
 const seed = process.env.PAGEWARM_PROP_SEED ? Number(process.env.PAGEWARM_PROP_SEED) : Date.now() % 2 ** 31;
-const RUNS = Number(process.env.PAGEWARM_GARBAGE_RUNS ?? 400); // per function
+const RUNS = Number(process.env.PAGEWARM_GARBAGE_RUNS ?? (process.env.PAGEWARM_ASAN === '1' ? 100 : 300)); // per function
 
 /**
  * The harness, CommonJS source run by `node -e` or inside a Worker.
@@ -51,6 +51,9 @@ function documented(err) {
   if (err instanceof TypeError && (err.code === 'ERR_INVALID_ARG_TYPE' || err.code === 'ERR_INVALID_ARG_VALUE')) return err.code;
   if (err instanceof RangeError && err.code === 'ERR_OUT_OF_RANGE') return err.code;
   if (err instanceof Error && err.name === 'AbortError' && err.code === 'ABORT_ERR') return 'AbortError';
+  // sendFile / sendFileResponse / serveFile: the socket and HTTP states they document.
+  if (err instanceof Error && ['ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_SOCKET_CLOSED', 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION',
+    'ERR_HTTP_HEADERS_SENT', 'ERR_HTTP_CONTENT_LENGTH_MISMATCH', 'ERR_INVALID_HTTP_TOKEN', 'ERR_INVALID_CHAR', 'ERR_HTTP_INVALID_HEADER_VALUE'].includes(err.code)) return err.code;
   if (err instanceof Error && typeof err.code === 'string' && /^E[A-Z0-9]+$/.test(err.code) && Number.isInteger(err.errno) &&
       err.errno < 0 && typeof err.syscall === 'string' && err.message.startsWith(err.code + ': ')) return 'system ' + err.code + ' ' + err.syscall;
   return null;
@@ -67,17 +70,49 @@ const makeToken = {
     get() { throw HOSTILE; }, has() { throw HOSTILE; }, getPrototypeOf() { throw HOSTILE; },
     ownKeys() { throw HOSTILE; }, getOwnPropertyDescriptor() { throw HOSTILE; },
   }),
+  // Sockets and HTTP requests are made fresh for each call (and cleaned up after it).
+  freshSocket: (ctx) => ctx.socket(),
+  destroyedSocket: async (ctx) => { const s = await ctx.socket(); s.destroy(); return s; },
+  endedSocket: async (ctx) => { const s = await ctx.socket(); s.end(); return s; },
+  httpReq: async (ctx) => (await ctx.pair()).req,
+  httpRes: async (ctx) => (await ctx.pair()).res,
 };
-function materialize(v, depth) {
-  if (v instanceof Token) return makeToken[v.name]();
+// Values travel boxed ({ v }): awaiting a hostile Proxy itself would trip its
+// "then" trap inside the harness instead of inside pagewarm.
+const asyncTokens = new Set(['freshSocket', 'destroyedSocket', 'endedSocket', 'httpReq', 'httpRes']);
+async function materialize(v, depth, ctx) {
+  if (v instanceof Token) return { v: asyncTokens.has(v.name) ? await makeToken[v.name](ctx) : makeToken[v.name](ctx) };
   if (depth < 2 && v !== null && typeof v === 'object' && !Array.isArray(v)) {
     const proto = Object.getPrototypeOf(v);
-    if (proto !== null && proto !== Object.prototype) return v;
+    if (proto !== null && proto !== Object.prototype) return { v };
     const out = Object.create(proto);
-    for (const k of Object.keys(v)) out[k] = materialize(v[k], depth + 1);
-    return out;
+    for (const k of Object.keys(v)) out[k] = (await materialize(v[k], depth + 1, ctx)).v;
+    return { v: out };
   }
-  return v;
+  return { v };
+}
+
+/** Per call: fresh sockets and one HTTP request/response pair, made on demand, destroyed after. */
+function callContext(w) {
+  const made = [];
+  let pair;
+  return {
+    socket: async () => {
+      const s = net.connect(w.sockPath);
+      s.on('error', () => {});
+      made.push(s);
+      await new Promise((r) => s.once('connect', r));
+      return s;
+    },
+    pair: () => (pair ??= w.httpPair().then((p) => (made.push(p.res, p.req.socket), p))),
+    cleanup: () => { for (const m of made) { try { m.destroy(); } catch {} } },
+  };
+}
+
+async function materializeArgs(a, ctx) {
+  const out = [];
+  for (const v of a) out.push((await materialize(v, 0, ctx)).v);
+  return out;
 }
 
 function show(args) {
@@ -91,7 +126,7 @@ async function world() {
   const file = join(DIR, 'file');
   fs.writeFileSync(file, Buffer.alloc(64 * 1024, 7));
   const fds = {
-    read: fs.openSync(file, 'r+'),
+    read: fs.openSync(file, 'r'),
     append: fs.openSync(file, 'a'),
     dir: fs.openSync(DIR, 'r'),
     devnull: fs.openSync('/dev/null', 'r+'),
@@ -120,6 +155,16 @@ async function world() {
   socket.on('error', () => {});
   await new Promise((resolve) => socket.once('connect', resolve));
   fds.socket = socket._handle.fd;
+  // An HTTP server whose requests are handed out one by one (for sendFileResponse and serveFile).
+  const waiting = [];
+  const http = require('node:http');
+  const httpServer = http.createServer((req, res) => waiting.shift()({ req, res }));
+  await new Promise((r) => httpServer.listen(0, '127.0.0.1', r));
+  const httpPair = () => new Promise((resolve) => {
+    waiting.push(resolve);
+    http.get({ host: '127.0.0.1', port: httpServer.address().port, path: '/x?y', agent: false, headers: { range: 'bytes=0-99' } },
+      (r) => { r.resume(); r.on('error', () => {}); }).on('error', () => {});
+  });
   const handleOpen = await fs.promises.open(file, 'r');
   const handleClosed = await fs.promises.open(file, 'r');
   await handleClosed.close();
@@ -127,9 +172,11 @@ async function world() {
     for (const fd of Object.values(fds)) if (fd !== closed) try { fs.closeSync(fd); } catch {}
     socket.destroy();
     drainer.kill();
+    httpServer.close();
+    httpServer.closeAllConnections();
     return handleOpen.close();
   };
-  return { file, fifo, fds, socket, handleOpen, handleClosed, done };
+  return { file, fifo, sockPath, fds, socket, handleOpen, handleClosed, httpPair, done };
 }
 
 function arbitraries(w) {
@@ -173,6 +220,19 @@ function arbitraries(w) {
     path: often(fc.constantFrom(w.file, w.fifo, DIR, join(DIR, 'missing'), '/dev/null', '/proc/self/status', '')),
     advice: often(fc.constantFrom('normal', 'sequential', 'random', 'willneed', 'dontneed', 'noreuse', 'NORMAL', 'none')),
     cfg: often(fc.record({ threads: often(fc.integer({ min: -1, max: 300 })), chunkSize: often(fc.integer({ min: 0, max: 1 << 30 })) }, { requiredKeys: [] })),
+    outFd: often(fc.constantFrom(w.fds.devnull, w.fds.pipeW, w.fds.socket, w.fds.append, w.fds.read, w.fds.closed, w.fds.dir, w.fds.pipeR)),
+    socket: often(fc.constantFrom(w.socket, new Token('freshSocket'), new Token('freshSocket'), new Token('destroyedSocket'), new Token('endedSocket'))),
+    file: often(fc.oneof(goodFd, fc.constantFrom(w.file, w.fifo, DIR, join(DIR, 'missing'), '/dev/null', '/proc/self/status', 'a\u0000b'))),
+    sendOpts: often(fc.record({ offset: often(goodPos), length: often(goodPos), warm: often(fc.boolean()), dropBehind: often(fc.boolean()),
+      signal: often(goodSignal) }, { requiredKeys: [] })),
+    httpReq: often(fc.constant(new Token('httpReq'))),
+    httpRes: often(fc.constant(new Token('httpRes'))),
+    respOpts: often(fc.record({ offset: often(goodPos), length: often(goodPos), statusCode: often(fc.integer({ min: 0, max: 1200 })),
+      headers: often(fc.dictionary(fc.constantFrom('content-type', 'x-a', 'content-length', 'transfer-encoding', 'bad header'), fc.oneof(fc.string(), fc.nat()))),
+      signal: often(goodSignal) }, { requiredKeys: [] })),
+    serveOpts: often(fc.record({ root: often(fc.constantFrom(DIR, '/', join(DIR, 'missing'), 'relative', '')), etag: often(fc.boolean()),
+      lastModified: often(fc.boolean()), maxAge: often(fc.integer({ min: -5, max: 1e10 })) }, { requiredKeys: [] })),
+    urlPath: often(fc.constantFrom('/file', '/../etc/passwd', '/%2e%2e/x', '/a%00b', '/%zz', '/', w.file, '/fifo-x', '')),
   };
   return { value, options, slot };
 }
@@ -183,18 +243,25 @@ const isResidency = (v) => v && typeof v === 'object' && isCount(v.pages) && isC
   ['cachestat', 'mincore', 'unknown'].includes(v.source);
 const isUndefined = (v) => v === undefined;
 const isObject = (v) => v !== null && typeof v === 'object';
-// name, async?, parameter kinds, shape check for a success.
+const isSendResult = (v) => isObject(v) && isCount(v.bytes) && typeof v.zeroCopy === 'boolean';
+const isServeResult = (v) => isObject(v) && Number.isInteger(v.statusCode) && v.statusCode >= 100 && v.statusCode < 600 && isCount(v.bytes);
+// name, async?, parameter kinds, shape check for a success, required parameters.
 const targets = [
-  ['prepareForRead', true, ['fd', 'pos', 'pos', 'opts'], isCount],
-  ['prepareForReadSync', false, ['fd', 'pos', 'pos'], isCount],
-  ['warmFile', true, ['path', 'opts'], isCount],
-  ['residency', true, ['fd', 'pos', 'pos'], isResidency],
-  ['residencySync', false, ['fd', 'pos', 'pos'], isResidency],
-  ['evict', false, ['fd', 'pos', 'pos'], isUndefined],
-  ['advise', false, ['fd', 'pos', 'pos', 'advice'], isUndefined],
-  ['configure', false, ['cfg'], isUndefined],
-  ['stats', false, [], isObject],
-  ['capabilities', false, [], isObject],
+  ['prepareForRead', true, ['fd', 'pos', 'pos', 'opts'], isCount, 1],
+  ['prepareForReadSync', false, ['fd', 'pos', 'pos'], isCount, 1],
+  ['warmFile', true, ['path', 'opts'], isCount, 1],
+  ['residency', true, ['fd', 'pos', 'pos'], isResidency, 1],
+  ['residencySync', false, ['fd', 'pos', 'pos'], isResidency, 1],
+  ['evict', false, ['fd', 'pos', 'pos'], isUndefined, 1],
+  ['advise', false, ['fd', 'pos', 'pos', 'advice'], isUndefined, 4],
+  ['configure', false, ['cfg'], isUndefined, 1],
+  ['stats', false, [], isObject, 0],
+  ['capabilities', false, [], isObject, 0],
+  ['sendfile', true, ['outFd', 'fd', 'pos', 'pos', 'opts'], isCount, 4],
+  ['sendfileSync', false, ['outFd', 'fd', 'pos', 'pos'], isCount, 4],
+  ['sendFile', true, ['socket', 'file', 'sendOpts'], isSendResult, 2],
+  ['sendFileResponse', true, ['httpRes', 'file', 'respOpts'], isSendResult, 2],
+  ['serveFile', true, ['httpReq', 'httpRes', 'urlPath', 'serveOpts'], isServeResult, 3],
 ];
 
 // The same package again, on the portable fallback, for COMPARE runs.
@@ -256,21 +323,28 @@ async function main() {
   const fdsBefore = fdList();
   const kinds = {};
   let calls = 0;
-  for (const [name, isAsync, kinds_, ok] of targets) {
+  for (const [name, isAsync, kinds_, ok, required] of targets) {
     if (ONLY && !ONLY.includes(name)) continue;
     if (typeof pw[name] !== 'function') continue;
     // Well-typed edgy tuples (cut short at random, so defaults apply), or anything at all.
     const typed = fc.tuple(fc.tuple(...kinds_.map((k) => slot[k])), fc.nat({ max: kinds_.length }))
-      .map(([a, n]) => a.slice(0, Math.max(n, kinds_.length ? 1 : 0)));
+      .map(([a, n]) => a.slice(0, Math.max(n, required)));
     const random = fc.array(fc.oneof(value, options), { minLength: 0, maxLength: kinds_.length + 1 });
-    const args = fc.oneof({ weight: 3, arbitrary: typed }, { weight: 2, arbitrary: random });
+    const args = fc.oneof({ weight: 4, arbitrary: typed }, { weight: 1, arbitrary: random });
     await fc.assert(fc.asyncProperty(args, async (a) => {
       fs.writeSync(log, name + '(' + show(a) + ')\n');
       calls++;
-      const r = await callOnce(name, isAsync, a.map((v) => materialize(v, 0)));
+      const ctx = callContext(w);
+      let r;
+      try {
+        r = await callOnce(name, isAsync, await materializeArgs(a, ctx));
+      } finally {
+        ctx.cleanup();
+      }
       if (r.bad) throw new Error(name + ': ' + r.bad);
       if (fallback) {
-        const f = await callOnce(name, isAsync, a.map((v) => materialize(v, 0)), fallback);
+        const fctx = callContext(w);
+        const f = await callOnce(name, isAsync, await materializeArgs(a, fctx), fallback).finally(() => fctx.cleanup());
         if (f.bad) throw new Error(name + ' (fallback): ' + f.bad);
         const [kn, kf] = [outcomeKey(name, r), outcomeKey(name, f)];
         if (kn !== kf) throw new Error(name + ': native gives ' + kn + ' but the fallback gives ' + kf);

@@ -201,7 +201,7 @@ t.test('writes and sendFile calls arrive in call order, byte-exact (sha256)', as
         await pair.close();
       }
     }),
-    { numRuns: 60, seed, verbose: 1 },
+    { numRuns: process.env.PAGEWARM_ASAN === '1' ? 25 : 60, seed, verbose: 1 },
   );
   t.comment(`${cases} sequences, ${calls} sendFile calls, ${(fileBytes / MiB).toFixed(1)} MiB checked`);
   for (let i = 0; i < 50 && stats().queued + stats().active + stats().waiting > 0; i++) await new Promise((r) => setTimeout(r, 20));
@@ -233,7 +233,7 @@ t.test('sendfile(outFd): random ranges arrive byte-exact over TCP and Unix socke
         }
       },
     ),
-    { numRuns: 60, seed, verbose: 1 },
+    { numRuns: process.env.PAGEWARM_ASAN === '1' ? 25 : 60, seed, verbose: 1 },
   );
   t.pass('every range arrived intact');
 });

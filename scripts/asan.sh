@@ -9,7 +9,7 @@
 #                                   with a deliberate heap overflow and a
 #                                   use-after-free, and expect both reported
 #   scripts/asan.sh test/x.test.ts  run only these test files
-#   PAGEWARM_ASAN_EXCLUDE=<regex>   test files to leave out (default: cli, pack, fallback)
+#   PAGEWARM_ASAN_EXCLUDE=<regex>   test files to leave out (default: cli, pack, fallback, core-slowdisk)
 #
 # How it works
 # - The build is separate: binding.gyp and src/ are copied to $ASAN_DIR
@@ -26,7 +26,8 @@
 #   the tools the tests run (python3, fincore, curl) never free at exit, and
 #   fail those processes. Leaks are checked by the tests themselves (open fds,
 #   RSS bounds, pool counters) instead.
-# - UBSan: -fno-sanitize-recover=all makes any undefined behaviour fatal.
+# - UBSan: -fno-sanitize-recover=all makes any undefined behaviour fatal
+#   (all checks but vptr, see FLAGS).
 # - Reports go to files under $ASAN_DIR/reports (log_path), so a report from
 #   any process, even one whose exit status a test ignores, fails the run.
 # - Timing-sensitive thresholds in the load tests are relaxed through
@@ -39,7 +40,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 ASAN_DIR=${ASAN_DIR:-$ROOT/build-asan}
 REPORTS=$ASAN_DIR/reports
-FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1"
+# -fno-sanitize=vptr: UBSan's vptr check probes memory with pipe(2) and, when
+# no descriptor is free (fault-fds runs at its RLIMIT_NOFILE on purpose),
+# reports a false "invalid vptr" that no suppression can silence. ASan still
+# catches the use-after-free and overflow bugs that check would find.
+FLAGS="-fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1"
 
 log() { printf '[asan] %s\n' "$*" >&2; }
 
@@ -60,17 +65,32 @@ build() {
   if [ -n "${2:-}" ]; then (cd "$dir" && eval "$2"); fi
   local t0=$SECONDS
   # node-addon-api is found from the package's node_modules wherever $dir is.
-  NODE_PATH=$ROOT/node_modules CXXFLAGS="$FLAGS" CFLAGS="$FLAGS" LDFLAGS="-fsanitize=address,undefined" \
+  NODE_PATH=$ROOT/node_modules CXXFLAGS="$FLAGS" CFLAGS="$FLAGS" LDFLAGS="-fsanitize=address,undefined -fno-sanitize=vptr" \
     npx --no-install node-gyp -C "$dir" configure build --jobs=max >"$dir/build.log" 2>&1 ||
     { tail -40 "$dir/build.log" >&2; log "build failed: $dir/build.log"; exit 1; }
-  ldd "$dir/build/Release/pagewarm.node" | grep -q libasan ||
+  ldd "$dir/build/Release/pagewarm.node" | grep libasan >/dev/null ||
     { log "$dir/build/Release/pagewarm.node is not linked with libasan"; exit 1; }
   log "built $dir/build/Release/pagewarm.node in $((SECONDS - t0)) s"
+}
+
+# Tools the tests run that must not get libasan preloaded: curl deadlocks at
+# start-up under it, python3 takes 4 s to start. Each shim drops LD_PRELOAD
+# and runs the real tool. (prlimit is not shimmed: it starts node.)
+make_shims() {
+  local shims=$1 tool real
+  mkdir -p "$shims"
+  for tool in curl python3 fincore mkfifo tar file id getconf sleep openssl mount umount wrk; do
+    real=$(command -v "$tool" 2>/dev/null) || continue
+    printf '#!/bin/sh\nunset LD_PRELOAD\nexec %s "$@"\n' "$real" >"$shims/$tool"
+    chmod +x "$shims/$tool"
+  done
 }
 
 # The environment every sanitized process runs with.
 sanitized_env() {
   local dir=$1
+  make_shims "$dir/shims"
+  export PATH=$dir/shims:$PATH
   export PAGEWARM_PREBUILD=$dir
   export PAGEWARM_ASAN=1
   export LD_PRELOAD=$libasan${LD_PRELOAD:+:$LD_PRELOAD}
@@ -182,7 +202,10 @@ main() {
     # Left out by default: cli, pack and fallback (packaging and the portable
     # fallback: they install or spawn the package and mostly run the
     # TypeScript fallback; minutes under ASan for little native coverage).
-    mapfile -t files < <(ls test/*.test.ts | grep -Ev "${PAGEWARM_ASAN_EXCLUDE:-test/(cli|pack|fallback)\.test\.ts}")
+    # core-slowdisk asserts event-loop latency thresholds, which ASan's
+    # slower malloc on the JS thread breaks; its native paths (abort
+    # mid-range, fairness) run in other tests too.
+    mapfile -t files < <(ls test/*.test.ts | grep -Ev "${PAGEWARM_ASAN_EXCLUDE:-test/(cli|pack|fallback|core-slowdisk)\.test\.ts}")
   fi
   log "running ${#files[@]} test files: ${files[*]}"
   local status=0

@@ -62,8 +62,13 @@ SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
   *eof = false;
   if (length <= 0) return SysResult::Ok(0);
 
+  // A chunk that starts where our own last read ended is never skipped:
+  // cachestat also counts pages whose readahead is still in flight, so a
+  // skip there could settle before the pages are read, and would break the
+  // sequential pattern the kernel's readahead follows.
   int64_t in_bounds = ClampRange(file.size(), offset, length);
-  if (in_bounds == length && FullyResident(file.fd(), offset, length)) {
+  if (offset != state->read_up_to && in_bounds == length &&
+      FullyResident(file.fd(), offset, length)) {
     counters.resident_skips.fetch_add(1, std::memory_order_relaxed);
     counters.warmed_bytes.fetch_add(length, std::memory_order_relaxed);
     return SysResult::Ok(length);
@@ -96,6 +101,7 @@ SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
     done += r.value;
     counters.fallback_reads.fetch_add(1, std::memory_order_relaxed);
   }
+  state->read_up_to = offset + done;
   counters.warmed_bytes.fetch_add(done, std::memory_order_relaxed);
   return SysResult::Ok(done);
 }

@@ -27,6 +27,7 @@ bool ForceReadFallback();
 // The per-operation state of one warm-up across its chunks.
 struct WarmState {
   bool read_fallback = ForceReadFallback();  // splice unsupported: read instead
+  int64_t read_up_to = -1;  // where this warm-up's last sendfile/read ended
 };
 
 // Warms [offset, offset + length) of file. Returns the bytes covered, which

@@ -110,10 +110,13 @@ void EnvQueue::OnTeardown(napi_async_cleanup_hook_handle, void* arg) {
   std::vector<Job*> unsettled;
   {
     std::lock_guard<std::mutex> lock(q->mu_);
+    // Cancel before alive_ goes false, under the lock: from then on a job
+    // that completes is freed by Complete() on its pool thread at once, so
+    // in_flight_'s pointers must not be touched after this block.
+    for (auto& entry : q->in_flight_) entry.second->Cancel();
     q->alive_ = false;
     unsettled.swap(q->finished_);
   }
-  for (auto& entry : q->in_flight_) entry.second->Cancel();
   q->in_flight_.clear();  // the pool still owns these; Complete() frees them
   Pool::Get().Nudge();    // parked sends notice their cancellation now
   for (Job* job : unsettled) delete job;

@@ -168,6 +168,34 @@ function runChild(script: string, timeoutMs = 30_000): Promise<{ code: number | 
   });
 }
 
+t.test('workers terminated while 1,000 tiny jobs complete around them, 40 times', async (t) => {
+  // Regression test for a use-after-free that test:asan found: at teardown
+  // an environment cancelled its in-flight jobs after marking itself dead,
+  // and a pool thread that finished one of them in between freed it first.
+  // Many one-slice jobs finishing while the worker dies widen that window
+  // (before the fix ASan reported it within 40 rounds in 3 runs of 3).
+  const tiny = makeFile(join(dir, 'tiny'), 16 * MiB);
+  const fd = fs.openSync(tiny, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  for (let round = 0; round < 40; round++) {
+    evict(fd);
+    const w = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const pw = require(workerData.dist);
+       const fd = require('node:fs').openSync(workerData.tiny, 'r');
+       pw.advise(fd, 0, 0, 'random'); // no readahead: every call is a pool job
+       for (let i = 0; i < 1000; i++) pw.prepareForRead(fd, i * 16384, 4096).catch(() => {});
+       parentPort.postMessage(1);`,
+      { eval: true, workerData: { dist, tiny } },
+    );
+    await new Promise((r) => w.once('message', r));
+    await w.terminate();
+  }
+  for (let i = 0; i < 100 && stats().queued + stats().active > 0; i++) await sleep(20);
+  t.equal(stats().queued + stats().active, 0, 'every job freed');
+  t.equal(await prepareForRead(fd, 0, 4096), 4096, 'the main thread keeps working');
+});
+
 t.test('processes exiting with operations in flight', async (t) => {
   const prelude = `
     const pw = require(${JSON.stringify(dist)});

@@ -2,7 +2,7 @@
  * Shared test helpers: scratch files, page-cache state from the outside
  * (fincore), open descriptor counts, and a simulated slow disk.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -140,13 +140,130 @@ export function slowDisk(path: string, bytesPerSecond: number, only?: number[]):
   }
 }
 
-/** Evicts a whole file through a fresh descriptor. */
+/** Evicts a whole file, independently of pagewarm (see {@link dropCache}). */
 export function evictPath(path: string): void {
-  const fd = fs.openSync(path, 'r');
-  try {
-    // posix_fadvise through pagewarm would make this helper depend on the code under test.
-    execFileSync('python3', ['-c', `import os; os.posix_fadvise(${0}, 0, 0, os.POSIX_FADV_DONTNEED)`], { stdio: [fd, 'ignore', 'inherit'] });
-  } finally {
-    fs.closeSync(fd);
-  }
+  dropCache(path);
+}
+
+/**
+ * Drops a file's clean pages from the page cache without pagewarm: coreutils
+ * `dd iflag=nocache count=0` calls posix_fadvise(fd, 0, 0, DONTNEED) on the
+ * file (given by path, or an open descriptor handed to dd as its stdin).
+ * Tests use it for a cold start where pagewarm's own `evict` is a no-op (the
+ * fallback). Like any DONTNEED it can miss a page still in a per-CPU LRU batch.
+ */
+export function dropCache(file: string | number): void {
+  if (typeof file === 'number') execFileSync('dd', ['iflag=nocache', 'count=0', 'status=none'], { stdio: [file, 'ignore', 'inherit'] });
+  else execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** Resident pages of one byte range, as mincore(2) reports them. */
+export interface RangeResidency {
+  pages: number;
+  resident: number;
+}
+
+/**
+ * An outside judge of page-cache residency for byte ranges, independent of
+ * pagewarm (which cannot judge itself in the fallback, where its residency is
+ * 'unknown'): what util-linux fincore does for a whole file (mmap the file,
+ * mincore(2), count resident pages), done for ranges by one long-lived
+ * python3 process, so that thousands of checks cost a pipe round trip each.
+ * Answers are exact for the caller's view: tests run as root, and the kernel
+ * answers mincore truthfully for files the caller could write.
+ */
+export interface CacheJudge {
+  /** Per range [offset, length]: pages it touches and how many are resident. */
+  ranges(path: string, ranges: Array<[number, number]>): Promise<RangeResidency[]>;
+  /** True when every page of [offset, offset + length) is resident (an empty range is). */
+  resident(path: string, offset: number, length: number): Promise<boolean>;
+  /** Ends the judge process. */
+  close(): void;
+}
+
+const JUDGE = String.raw`
+import ctypes, json, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+P = mmap.PAGESIZE
+FAILED = ctypes.c_void_p(-1).value
+def check(fd, off, length):
+    if length <= 0:
+        return [0, 0]
+    start = off - off % P
+    span = off + length - start
+    pages = (span + P - 1) // P
+    addr = libc.mmap(None, span, mmap.PROT_READ, mmap.MAP_SHARED, fd, start)
+    if addr in (None, FAILED):
+        raise OSError(ctypes.get_errno(), 'mmap')
+    try:
+        vec = (ctypes.c_ubyte * pages)()
+        if libc.mincore(addr, span, vec) != 0:
+            raise OSError(ctypes.get_errno(), 'mincore')
+        return [pages, pages - bytes(vec).count(0)]
+    finally:
+        libc.munmap(addr, span)
+for line in sys.stdin:
+    req = json.loads(line)
+    try:
+        fd = os.open(req['path'], os.O_RDONLY)
+        try:
+            out = [check(fd, o, l) for o, l in req['ranges']]
+        finally:
+            os.close(fd)
+    except OSError as e:
+        out = {'error': str(e)}
+    sys.stdout.write(json.dumps(out) + '\n')
+    sys.stdout.flush()
+`;
+
+/** A path naming what descriptor `fd` of this process has open (the same inode, even if renamed over or unlinked). */
+export function fdPath(fd: number): string {
+  return `/proc/${process.pid}/fd/${fd}`;
+}
+
+/** Starts a {@link CacheJudge} (one python3 process; it exits with this process at the latest). */
+export function cacheJudge(): CacheJudge {
+  const child = spawn('python3', ['-c', JUDGE], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // Referenced only while an answer is awaited: an idle judge never keeps the test process alive.
+  const handles = [child, child.stdout, child.stdin] as unknown as Array<{ ref(): void; unref(): void }>;
+  const hold = (on: boolean): void => handles.forEach((h) => (on ? h.ref() : h.unref()));
+  hold(false);
+  const waiting: Array<{ resolve(v: RangeResidency[]): void; reject(e: Error): void }> = [];
+  let buffered = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    buffered += d;
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const answer = JSON.parse(buffered.slice(0, nl));
+      buffered = buffered.slice(nl + 1);
+      const w = waiting.shift()!;
+      if (waiting.length === 0) hold(false);
+      if (Array.isArray(answer)) w.resolve(answer.map(([pages, resident]: number[]) => ({ pages: pages!, resident: resident! })));
+      else w.reject(new Error(`cache judge: ${answer.error}`));
+    }
+  });
+  child.on('exit', (code, signal) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`cache judge exited (${code ?? signal})`));
+  });
+  const ranges = (path: string, rs: Array<[number, number]>): Promise<RangeResidency[]> =>
+    new Promise((resolve, reject) => {
+      if (waiting.length === 0) hold(true);
+      waiting.push({ resolve, reject });
+      child.stdin.write(JSON.stringify({ path, ranges: rs }) + '\n');
+    });
+  return {
+    ranges,
+    resident: async (path, offset, length) => {
+      const [r] = await ranges(path, [[offset, length]]);
+      return r!.resident === r!.pages;
+    },
+    close: () => {
+      child.stdin.end();
+      child.kill();
+    },
+  };
 }

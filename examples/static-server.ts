@@ -2,7 +2,9 @@
  * A static file server on pagewarm: GET and HEAD, single byte ranges,
  * ETag / Last-Modified with 304s, Content-Type by extension, confinement to
  * the root directory, keep-alive; file bodies go zero-copy from the page
- * cache to the socket, warmed and sent on pagewarm's threads.
+ * cache to the socket, warmed and sent on pagewarm's threads (small files
+ * already in the page cache are copied with the headers in one write, see
+ * serveFile's `cache` option).
  *
  *   npx ts-node examples/static-server.ts [root] [port]
  *   node -r @isaacs/ts-node-temp-fork-for-pr-2009/register examples/static-server.ts [root] [port]
@@ -35,7 +37,10 @@ const server = http.createServer((req, res) => {
     (r) => {
       if (quiet) return;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      console.log(`${req.method} ${url} ${r.statusCode} ${r.bytes}B${r.zeroCopy ? ' zero-copy' : ''} ${ms.toFixed(1)}ms`);
+      // Bodies go zero-copy, except small resident ones, which serveFile's
+      // open-file cache reads on the event loop and writes with the headers.
+      const how = r.bytes === 0 ? '' : r.zeroCopy ? ' zero-copy' : ' copied';
+      console.log(`${req.method} ${url} ${r.statusCode} ${r.bytes}B${how} ${ms.toFixed(1)}ms`);
     },
     (err: Error & { code?: string; bytesSent?: number }) => {
       // The client went away mid-body (the connection is already closed), or

@@ -4,7 +4,7 @@
  * server's GET/HEAD handling (ranges, validators, confinement to a root).
  */
 import * as fs from 'node:fs';
-import { readlink, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
@@ -13,6 +13,8 @@ import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, t
 import { invalidArgType, type CodedError } from './errors';
 import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, type FileLike } from './validate';
 import { abortError } from './send';
+import { binding, isNative } from './native';
+import { isNativeFailure } from './errors';
 
 /** Options for {@link sendFileResponse}. */
 export interface SendFileResponseOptions {
@@ -102,6 +104,43 @@ export interface ServeFileOptions {
   lastModified?: boolean;
   /** Cache-Control max-age in **seconds**. Default 0. */
   maxAge?: number;
+  /**
+   * The open-file cache (Linux): descriptors and metadata of recently served
+   * files stay open, like nginx's `open_file_cache`, so a repeated request
+   * costs no open, no thread hop and no `realpath`. Every hit is revalidated
+   * on the JS thread before anything is sent: `stat(path)` must still name
+   * the cached file (same device and inode, else the path was replaced and
+   * is opened afresh; gone: 404), its size, mtime and ctime (nanoseconds)
+   * are taken fresh from that stat, and the descriptor's real path is
+   * checked against root again. File bytes are never cached: they are read
+   * from the live file at send time, so a file modified, truncated or
+   * replaced is never served stale.
+   *
+   * With the cache, a small body (at most 256 KiB) whose range cachestat(2)
+   * reports fully resident is read on the JS thread (a copy from the page
+   * cache, no disk wait) and written with the headers in one `res.end()`:
+   * `zeroCopy: false`. Other bodies go as before (zero-copy, off the loop).
+   *
+   * `true` (the default) uses `{ maxEntries: 256, maxBytes: 64 MiB }`;
+   * `false` opens, checks and closes the file on every request. Calls with
+   * the same limits share one cache per thread (at most 4 distinct caches;
+   * the least recently used is closed for a fifth). Entries idle for 60 s
+   * are closed. Turn it off where `stat` can wait on a server (NFS, FUSE).
+   */
+  cache?: boolean | ServeFileCacheOptions;
+}
+
+/** Limits of {@link ServeFileOptions.cache}. */
+export interface ServeFileCacheOptions {
+  /** Open descriptors kept, 1..65536. Default 256. */
+  maxEntries?: number;
+  /**
+   * The sum of the sizes of the files kept open, in bytes (their disk space
+   * stays allocated while open, even after they are deleted, until their
+   * next request or idle expiry closes them). A file larger than this is
+   * never cached. Default 64 MiB.
+   */
+  maxBytes?: number;
 }
 
 /** What {@link serveFile} resolves with. */
@@ -159,6 +198,7 @@ export async function serveFile(
   const useEtag = toBoolean(opts.etag, 'options.etag', true);
   const useLastModified = toBoolean(opts.lastModified, 'options.lastModified', true);
   const maxAge = opts.maxAge === undefined ? 0 : toIntInRange(opts.maxAge, 'options.maxAge', 0, 2 ** 31 - 1);
+  const cache = cacheFor(opts.cache);
   if (res.headersSent) throw headersSent();
 
   const method = req.method ?? 'GET';
@@ -166,6 +206,20 @@ export async function serveFile(
 
   const target = resolveTarget(path, opts.root);
   if (typeof target === 'number') return fail(res, target);
+  const served: Served = { req, res, target, root: opts.root, useEtag, useLastModified, maxAge };
+
+  if (cache) {
+    const hit = cache.lookup(target, opts.root);
+    if (hit) {
+      try {
+        const r = await serveOpen(served, hit.entry.input.fd, hit.meta, true);
+        if (r !== RETRY) return r;
+      } finally {
+        cache.release(hit.entry);
+      }
+      cache.drop(target); // the file changed under the fast path: serve it afresh
+    }
+  }
 
   let input: Input;
   try {
@@ -173,66 +227,288 @@ export async function serveFile(
   } catch (err) {
     return fail(res, statusForOpenError(err));
   }
+  let entry: Entry | undefined;
   try {
     if (opts.root !== undefined && !(await confined(input.fd, target, opts.root))) return fail(res, 404);
-    let st: fs.Stats;
+    let meta: Meta;
     try {
-      st = await fstat(input.fd);
+      meta = toMeta(await fstatBig(input.fd));
     } catch (err) {
       return fail(res, statusForOpenError(err));
     }
-    if (!st.isFile()) return fail(res, 404);
-
-    const etag = `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
-    const mtime = Math.floor(st.mtimeMs / 1000); // HTTP dates have whole seconds
-    const headers: http.OutgoingHttpHeaders = {
-      'cache-control': `public, max-age=${maxAge}`,
-    };
-    if (useEtag) headers.etag = etag;
-    if (useLastModified) headers['last-modified'] = new Date(mtime * 1000).toUTCString();
-
-    const h = req.headers;
-    // Preconditions (RFC 9110 section 13.2.2), in order.
-    const ifMatch = header(h['if-match']);
-    const ifUnmodified = header(h['if-unmodified-since']);
-    if (useEtag && ifMatch !== undefined) {
-      if (!matchesEtag(ifMatch, etag)) return fail(res, 412, headers);
-    } else if (useLastModified && ifUnmodified !== undefined) {
-      const since = parseDate(ifUnmodified);
-      if (since !== undefined && mtime > since) return fail(res, 412, headers);
+    if (!meta.isFile) return fail(res, 404);
+    entry = cache?.insert(target, input, meta); // the cache owns the descriptor from here
+    const r = await serveOpen(served, input.fd, meta, entry !== undefined);
+    if (r !== RETRY) return r;
+    // The file changed between fstat and the read: describe it again, and
+    // answer without the fast path (which is the only one that retries).
+    if (entry) cache!.drop(target);
+    try {
+      meta = toMeta(await fstatBig(input.fd));
+    } catch (err) {
+      return fail(res, statusForOpenError(err));
     }
-    const ifNoneMatch = header(h['if-none-match']);
-    const ifModified = header(h['if-modified-since']);
-    if (useEtag && ifNoneMatch !== undefined) {
-      if (matchesEtag(ifNoneMatch, etag)) return notModified(res, headers);
-    } else if (useLastModified && ifModified !== undefined) {
-      const since = parseDate(ifModified);
-      if (since !== undefined && mtime <= since) return notModified(res, headers);
-    }
-
-    headers['accept-ranges'] = 'bytes';
-    headers['content-type'] = contentType(target);
-    let statusCode = 200;
-    let start = 0;
-    let count = st.size;
-    const rangeHeader = header(h.range);
-    if (rangeHeader !== undefined && rangeApplies(header(h['if-range']), etag, mtime, useEtag, useLastModified)) {
-      const range = parseRange(rangeHeader, st.size);
-      if (range === 'unsatisfiable') {
-        return fail(res, 416, { ...headers, 'content-range': `bytes */${st.size}` });
-      }
-      if (range) {
-        statusCode = 206;
-        start = range.start;
-        count = range.end - range.start + 1;
-        headers['content-range'] = `bytes ${range.start}-${range.end}/${st.size}`;
-      }
-    }
-    const sent = await respond(res, input, start, count, statusCode, headers, undefined);
-    return { statusCode, bytes: sent.bytes, zeroCopy: sent.zeroCopy };
+    return (await serveOpen(served, input.fd, meta, false)) as ServeFileResult;
   } finally {
-    await input.close();
+    if (entry) cache!.release(entry);
+    else await input.close();
   }
+}
+
+/** What serveFile was asked to do. */
+interface Served {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  target: string;
+  root: string | undefined;
+  useEtag: boolean;
+  useLastModified: boolean;
+  maxAge: number;
+}
+
+/** What a response needs to know about a regular file (from stat or fstat). */
+interface Meta {
+  isFile: boolean;
+  dev: bigint;
+  ino: bigint;
+  size: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+function toMeta(st: fs.BigIntStats): Meta {
+  return { isFile: st.isFile(), dev: st.dev, ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+}
+
+/** serveOpen's answer when the file changed while it was read: start over. */
+const RETRY = Symbol('retry');
+
+/** Bodies up to this size may be read on the JS thread when resident (with the cache). */
+const FAST_MAX = 256 << 10;
+
+/** The response for an open, checked regular file: validators, ranges, the body. */
+async function serveOpen(s: Served, fd: number, meta: Meta, fast: boolean): Promise<ServeFileResult | typeof RETRY> {
+  const { req, res, useEtag, useLastModified, maxAge } = s;
+  const size = meta.size;
+  const mtimeMs = Number(meta.mtimeNs / 1_000_000n);
+  const etag = `W/"${size.toString(16)}-${mtimeMs.toString(16)}"`;
+  const mtime = Math.floor(mtimeMs / 1000); // HTTP dates have whole seconds
+  const headers: http.OutgoingHttpHeaders = {
+    'cache-control': `public, max-age=${maxAge}`,
+  };
+  if (useEtag) headers.etag = etag;
+  if (useLastModified) headers['last-modified'] = new Date(mtime * 1000).toUTCString();
+
+  const h = req.headers;
+  // Preconditions (RFC 9110 section 13.2.2), in order.
+  const ifMatch = header(h['if-match']);
+  const ifUnmodified = header(h['if-unmodified-since']);
+  if (useEtag && ifMatch !== undefined) {
+    if (!matchesEtag(ifMatch, etag)) return fail(res, 412, headers);
+  } else if (useLastModified && ifUnmodified !== undefined) {
+    const since = parseDate(ifUnmodified);
+    if (since !== undefined && mtime > since) return fail(res, 412, headers);
+  }
+  const ifNoneMatch = header(h['if-none-match']);
+  const ifModified = header(h['if-modified-since']);
+  if (useEtag && ifNoneMatch !== undefined) {
+    if (matchesEtag(ifNoneMatch, etag)) return notModified(res, headers);
+  } else if (useLastModified && ifModified !== undefined) {
+    const since = parseDate(ifModified);
+    if (since !== undefined && mtime <= since) return notModified(res, headers);
+  }
+
+  headers['accept-ranges'] = 'bytes';
+  headers['content-type'] = contentType(s.target);
+  let statusCode = 200;
+  let start = 0;
+  let count = size;
+  const rangeHeader = header(h.range);
+  if (rangeHeader !== undefined && rangeApplies(header(h['if-range']), etag, mtime, useEtag, useLastModified)) {
+    const range = parseRange(rangeHeader, size);
+    if (range === 'unsatisfiable') {
+      return fail(res, 416, { ...headers, 'content-range': `bytes */${size}` });
+    }
+    if (range) {
+      statusCode = 206;
+      start = range.start;
+      count = range.end - range.start + 1;
+      headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
+    }
+  }
+  if (fast && count > 0 && count <= FAST_MAX && req.method !== 'HEAD' && resident(fd, start, count)) {
+    // The range is in the page cache: reading it here is a memory copy, no
+    // disk wait. The headers and the body then leave in one write, through
+    // res.end() (so wrapped responses, TLS and pipelining work as usual).
+    const body = Buffer.allocUnsafe(count);
+    let got: number;
+    try {
+      got = fs.readSync(fd, body, 0, count, start);
+    } catch {
+      return RETRY;
+    }
+    if (got !== count) return RETRY; // truncated since the stat
+    headers['content-length'] = count;
+    res.writeHead(statusCode, headers);
+    await new Promise<void>((resolve) => {
+      res.once('close', resolve);
+      res.end(body, () => resolve());
+    });
+    return { statusCode, bytes: count, zeroCopy: false };
+  }
+  const sent = await respond(res, { fd, close: async () => undefined }, start, count, statusCode, headers, undefined);
+  return { statusCode, bytes: sent.bytes, zeroCopy: sent.zeroCopy };
+}
+
+/** Whether cachestat(2) reports `[start, start + count)` fully resident (never true when it cannot tell). */
+function resident(fd: number, start: number, count: number): boolean {
+  if (!fastPathAvailable) return false;
+  const r = binding.residencySync(fd, start, count);
+  return !isNativeFailure(r) && r.source !== 'unknown' && r.resident !== null && r.resident >= r.pages;
+}
+const fastPathAvailable = isNative && binding.capabilities().cachestat;
+
+// ---------------------------------------------------------------------------
+// The open-file cache.
+
+/** One cached file: its descriptor (owned by the cache) and what stat said. */
+interface Entry {
+  key: string;
+  input: Input;
+  meta: Meta;
+  /** Requests using the descriptor now: it is closed only at 0. */
+  refs: number;
+  /** Out of the cache: close once refs reaches 0. */
+  dropped: boolean;
+  lastUsed: number;
+}
+
+const DEFAULT_MAX_ENTRIES = 256;
+const DEFAULT_MAX_BYTES = 64 << 20;
+const MAX_CACHES = 4;
+const IDLE_MS = 60_000;
+
+/** An LRU of open files, bounded in entries and in the sum of their sizes. */
+class OpenFileCache {
+  private readonly entries = new Map<string, Entry>(); // in LRU order, oldest first
+  private bytes = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly maxEntries: number,
+    readonly maxBytes: number,
+  ) {}
+
+  /**
+   * A cached file that `target` still names, revalidated now (synchronously):
+   * same device and inode by stat(target), fresh metadata, and (with a root)
+   * the descriptor's real path inside the root. Anything else drops the entry.
+   */
+  lookup(target: string, root: string | undefined): { entry: Entry; meta: Meta } | undefined {
+    const entry = this.entries.get(target);
+    if (!entry) return undefined;
+    let meta: Meta;
+    try {
+      const st = fs.statSync(target, { bigint: true, throwIfNoEntry: false });
+      if (!st) throw new Error('gone');
+      meta = toMeta(st);
+      if (meta.dev !== entry.meta.dev || meta.ino !== entry.meta.ino || !meta.isFile) throw new Error('replaced');
+      if (root !== undefined && !confinedSync(entry.input.fd, root)) throw new Error('outside root');
+    } catch {
+      this.drop(target);
+      return undefined;
+    }
+    this.bytes += meta.size - entry.meta.size;
+    entry.meta = meta;
+    entry.refs++;
+    entry.lastUsed = Date.now();
+    this.entries.delete(target); // most recently used: last
+    this.entries.set(target, entry);
+    this.trim(entry);
+    return { entry, meta };
+  }
+
+  /** Takes over an opened file (in use by the caller: release() it), unless it is too large or already cached. */
+  insert(target: string, input: Input, meta: Meta): Entry | undefined {
+    if (meta.size > this.maxBytes || this.entries.has(target)) return undefined;
+    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: Date.now() };
+    this.entries.set(target, entry);
+    this.bytes += meta.size;
+    this.trim(entry);
+    this.sweeper ??= setInterval(() => this.sweep(), IDLE_MS / 2).unref();
+    return entry;
+  }
+
+  release(entry: Entry): void {
+    entry.refs--;
+    if (entry.dropped && entry.refs === 0) void entry.input.close().catch(() => undefined);
+  }
+
+  drop(target: string): void {
+    const entry = this.entries.get(target);
+    if (!entry) return;
+    this.entries.delete(target);
+    this.bytes -= entry.meta.size;
+    entry.dropped = true;
+    if (entry.refs === 0) void entry.input.close().catch(() => undefined);
+    if (this.entries.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  clear(): void {
+    for (const key of [...this.entries.keys()]) this.drop(key);
+  }
+
+  /** Evicts the least recently used entries beyond the limits (`keep` itself only if it alone exceeds them). */
+  private trim(keep: Entry): void {
+    for (const [key, e] of this.entries) {
+      if (this.entries.size <= this.maxEntries && this.bytes <= this.maxBytes) break;
+      if (e !== keep) this.drop(key);
+    }
+    if (this.bytes > this.maxBytes) this.drop(keep.key);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [key, e] of this.entries) if (e.refs === 0 && now - e.lastUsed >= IDLE_MS) this.drop(key);
+  }
+}
+
+const caches = new Map<string, OpenFileCache>(); // by limits, least recently used first
+
+/** The cache for serveFile's `cache` option, or undefined when off. Validates the option. */
+function cacheFor(option: unknown): OpenFileCache | undefined {
+  if (option === false) return undefined;
+  let maxEntries = DEFAULT_MAX_ENTRIES;
+  let maxBytes = DEFAULT_MAX_BYTES;
+  if (option !== undefined && option !== true) {
+    if (typeof option !== 'object' || option === null) {
+      throw invalidArgType('options.cache', 'of type boolean or object', option);
+    }
+    const o = option as ServeFileCacheOptions;
+    if (o.maxEntries !== undefined) maxEntries = toIntInRange(o.maxEntries, 'options.cache.maxEntries', 1, 65536);
+    if (o.maxBytes !== undefined) maxBytes = toIntInRange(o.maxBytes, 'options.cache.maxBytes', 0, Number.MAX_SAFE_INTEGER);
+  }
+  if (process.platform !== 'linux') return undefined; // the hit check reads /proc/self/fd
+  const key = `${maxEntries}/${maxBytes}`;
+  let cache = caches.get(key);
+  if (cache) {
+    if (caches.size > 1) {
+      caches.delete(key);
+      caches.set(key, cache);
+    }
+    return cache;
+  }
+  cache = new OpenFileCache(maxEntries, maxBytes);
+  caches.set(key, cache);
+  for (const [k, c] of caches) {
+    if (caches.size <= MAX_CACHES) break;
+    caches.delete(k);
+    c.clear();
+  }
+  return cache;
 }
 
 // ---------------------------------------------------------------------------
@@ -271,6 +547,10 @@ function headersSent(): CodedError {
 
 function fstat(fd: number): Promise<fs.Stats> {
   return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
+}
+
+function fstatBig(fd: number): Promise<fs.BigIntStats> {
+  return new Promise((resolve, reject) => fs.fstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))));
 }
 
 /** Whether the body may bypass `res.write()` and go to the socket. */
@@ -458,20 +738,54 @@ function resolveTarget(path: string, root: string | undefined): string | number 
   return full;
 }
 
+/**
+ * root's real path, resolved once per root (and again when a check fails
+ * against it, in case root was moved or relinked). Bounded: at most 64 roots.
+ */
+const realRoots = new Map<string, string>();
+
+async function realRootOf(root: string, fresh: boolean): Promise<string | undefined> {
+  let real = fresh ? undefined : realRoots.get(root);
+  if (real !== undefined) return real;
+  try {
+    real = await realpath(resolvePath(root));
+  } catch {
+    realRoots.delete(root);
+    return undefined;
+  }
+  if (realRoots.size >= 64) realRoots.clear();
+  realRoots.set(root, real);
+  return real;
+}
+
+function inside(real: string, realRoot: string): boolean {
+  if (!isAbsolute(real)) return false;
+  return real === realRoot || real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep);
+}
+
+/** Where a descriptor's file really is: on Linux the kernel's name for the opened file (no race with a swapped symlink). */
+function openedPath(fd: number): string {
+  return fs.readlinkSync(`/proc/self/fd/${fd}`);
+}
+
 /** Whether the file actually opened (after every symlink) lies inside root. */
 async function confined(fd: number, opened: string, root: string): Promise<boolean> {
-  let realRoot: string;
   let real: string;
   try {
-    realRoot = await realpath(resolvePath(root));
-    // On Linux the descriptor names the file that was really opened: no race
-    // with a symlink swapped between a check and the open.
-    real = process.platform === 'linux' ? await readlink(`/proc/self/fd/${fd}`) : await realpath(opened);
+    real = process.platform === 'linux' ? openedPath(fd) : await realpath(opened);
   } catch {
     return false;
   }
-  if (!isAbsolute(real)) return false;
-  return real === realRoot || real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep);
+  const realRoot = await realRootOf(root, false);
+  if (realRoot !== undefined && inside(real, realRoot)) return true;
+  const again = await realRootOf(root, true);
+  return again !== undefined && again !== realRoot && inside(real, again);
+}
+
+/** {@link confined} for a cache hit, synchronously: the cached real root must already be known. */
+function confinedSync(fd: number, root: string): boolean {
+  const realRoot = realRoots.get(root);
+  return realRoot !== undefined && inside(openedPath(fd), realRoot);
 }
 
 function statusForOpenError(err: unknown): number {

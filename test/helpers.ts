@@ -177,6 +177,8 @@ export interface CacheJudge {
   ranges(path: string, ranges: Array<[number, number]>): Promise<RangeResidency[]>;
   /** True when every page of [offset, offset + length) is resident (an empty range is). */
   resident(path: string, offset: number, length: number): Promise<boolean>;
+  /** Drops the whole file's clean pages (posix_fadvise DONTNEED), as {@link dropCache} does, without a process start. */
+  drop(path: string): Promise<void>;
   /** Ends the judge process. */
   close(): void;
 }
@@ -211,6 +213,8 @@ for line in sys.stdin:
     try:
         fd = os.open(req['path'], os.O_RDONLY)
         try:
+            if req.get('drop'):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             out = [check(fd, o, l) for o, l in req['ranges']]
         finally:
             os.close(fd)
@@ -249,17 +253,21 @@ export function cacheJudge(): CacheJudge {
   child.on('exit', (code, signal) => {
     for (const w of waiting.splice(0)) w.reject(new Error(`cache judge exited (${code ?? signal})`));
   });
-  const ranges = (path: string, rs: Array<[number, number]>): Promise<RangeResidency[]> =>
+  const ask = (path: string, rs: Array<[number, number]>, drop = false): Promise<RangeResidency[]> =>
     new Promise((resolve, reject) => {
       if (waiting.length === 0) hold(true);
       waiting.push({ resolve, reject });
-      child.stdin.write(JSON.stringify({ path, ranges: rs }) + '\n');
+      child.stdin.write(JSON.stringify({ path, ranges: rs, drop }) + '\n');
     });
+  const ranges = (path: string, rs: Array<[number, number]>): Promise<RangeResidency[]> => ask(path, rs);
   return {
     ranges,
     resident: async (path, offset, length) => {
       const [r] = await ranges(path, [[offset, length]]);
       return r!.resident === r!.pages;
+    },
+    drop: async (path) => {
+      await ask(path, [], true);
     },
     close: () => {
       child.stdin.end();

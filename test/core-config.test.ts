@@ -1,18 +1,24 @@
 // configure / stats / capabilities, and PAGEWARM_THREADS.
-import t from 'tap';
+//
+// On the portable fallback (capabilities().native false) there are no
+// pagewarm-N threads: `threads` bounds the reads in flight on the libuv pool
+// (stats().active / queued), and the native-only counters stay 0.
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { configure, stats, capabilities, prepareForRead, evict } from '../lib/index';
-import { scratchDir, makeFile, threadIds } from './helpers';
+import { scratchDir, makeFile, threadIds, dropCache } from './helpers';
 
 const dir = scratchDir();
 const dist = join(__dirname, '..', 'dist', 'cjs', 'index.js');
 const file = makeFile(join(dir, 'f'), 1 << 20);
 /** Live pool threads, named pagewarm-0, pagewarm-1, ... */
 const workers = (): number => threadIds('pagewarm-').length - threadIds('pagewarm-poll').length;
+const caps = capabilities();
 
 t.test('the pool starts on first use and resizes', async (t) => {
+  if (!caps.native) return fallbackPool(t);
   const fd = fs.openSync(file, 'r');
   t.teardown(() => fs.closeSync(fd));
   evict(fd);
@@ -35,12 +41,49 @@ t.test('the pool starts on first use and resizes', async (t) => {
   t.equal(stats().threads, 4, 'an empty configure changes nothing');
 });
 
+/**
+ * The fallback's "pool": no thread of its own; `threads` bounds the reads in
+ * flight on the libuv pool, first come first served.
+ */
+async function fallbackPool(t: Test): Promise<void> {
+  const fd = fs.openSync(file, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  evict(fd);
+  dropCache(fd); // evict is a no-op here
+  t.equal(stats().threads, 4, 'four "threads" by default');
+  const warmups = Array.from({ length: 8 }, () => prepareForRead(fd));
+  t.match(stats(), { active: 4, queued: 4 }, 'four reads in flight, the rest queued');
+  t.same(await Promise.all(warmups), Array(8).fill(1 << 20));
+  t.match(stats(), { active: 0, queued: 0 }, 'nothing left');
+  t.same(threadIds('pagewarm-'), [], 'no pagewarm-N or poller thread: the reads run on the libuv pool');
+  configure({ threads: 7 });
+  t.equal(stats().threads, 7, 'grown to 7');
+  configure({ threads: 2 });
+  t.equal(stats().threads, 2, 'shrunk to 2');
+  const two = Array.from({ length: 8 }, () => prepareForRead(fd, 0, 4 << 20));
+  t.match(stats(), { active: 2, queued: 6 }, 'two reads in flight, the rest queued');
+  t.same(await Promise.all(two), Array(8).fill(1 << 20), 'still works');
+  configure({ chunkSize: 1 << 20 });
+  t.equal(stats().chunkSize, 1 << 20);
+  configure({ threads: 4, chunkSize: 8 << 20 });
+  t.match(stats(), { threads: 4, chunkSize: 8 << 20 });
+  configure({});
+  t.equal(stats().threads, 4, 'an empty configure changes nothing');
+}
+
 t.test('stats and capabilities have their documented shape', async (t) => {
   const s = stats();
   for (const key of ['warmedBytes', 'fastPathHits', 'residentSkips', 'sendfileChunks', 'fallbackReads', 'directReopens', 'queued', 'active', 'waiting', 'threads', 'chunkSize']) {
     t.type(s[key as keyof typeof s], 'number', key);
   }
-  t.match(capabilities(), { native: true, zeroCopySend: true, cachestat: true, fastPath: true, pageSize: 4096 });
+  if (caps.native) {
+    t.match(capabilities(), { native: true, zeroCopySend: true, cachestat: true, fastPath: true, pageSize: 4096 });
+  } else {
+    t.match(capabilities(), { native: false, zeroCopySend: false, cachestat: false, fastPath: false, pageSize: 4096, fallbackReason: String });
+    if (process.env.PAGEWARM_FORCE_FALLBACK === '1') t.equal(capabilities().fallbackReason, 'PAGEWARM_FORCE_FALLBACK=1');
+    t.match(s, { fastPathHits: 0, residentSkips: 0, sendfileChunks: 0 }, 'the native-only counters stay 0');
+    t.ok(s.fallbackReads > 0 && s.warmedBytes > 0, 'the fallback counts its reads and warmed bytes');
+  }
 });
 
 t.test('PAGEWARM_THREADS sets the pool size; a bad value is ignored with a warning', async (t) => {

@@ -45,7 +45,11 @@ export interface Stats {
   queued: number;
   /** Jobs running a slice now. */
   active: number;
-  /** Sends parked until their socket is writable. */
+  /**
+   * Sends waiting for their socket to become writable: native sends parked
+   * in pagewarm's poller, plus copying sends (TLS, the fallback) whose last
+   * write the kernel could not take at once.
+   */
   waiting: number;
   /** Configured thread count. */
   threads: number;
@@ -55,7 +59,17 @@ export interface Stats {
 
 /** Counters and pool state, for the whole process. */
 export function stats(): Stats {
-  return binding.stats();
+  const s = binding.stats();
+  s.waiting += copyingWaits;
+  return s;
+}
+
+/** Copying sends whose current socket write is queued (see lib/socket.ts). */
+let copyingWaits = 0;
+
+/** @internal Counts a copying send in or out of {@link Stats.waiting}. */
+export function noteCopyingWait(delta: 1 | -1): void {
+  copyingWaits += delta;
 }
 
 /** What this process can do, see {@link capabilities}. */

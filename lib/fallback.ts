@@ -32,6 +32,7 @@
  */
 import * as fs from 'node:fs';
 import { constants as osConstants, endianness, release } from 'node:os';
+import { isMainThread } from 'node:worker_threads';
 import type { Binding, NativeResidency, NativeStats } from './native';
 import type { NativeFailure } from './errors';
 
@@ -226,8 +227,27 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/**
+ * A send's write(2) to a socket whose peer reset it raises SIGPIPE. Node
+ * ignores SIGPIPE, but a program can restore its default (fatal) disposition
+ * by adding and then removing a listener. The native binding blocks SIGPIPE
+ * on its own threads for each send; JavaScript cannot, so the fallback keeps
+ * a no-op listener on the main thread: SIGPIPE stays caught for the whole
+ * process (workers included) and the write fails with EPIPE. (A worker cannot
+ * install one; a process that loads pagewarm only in workers keeps whatever
+ * disposition it has.)
+ */
+function keepSigpipeCaught(): void {
+  if (process.platform === 'win32') return; // no SIGPIPE
+  if (!isMainThread || process.listeners('SIGPIPE').includes(ignoreSigpipe)) return;
+  process.on('SIGPIPE', ignoreSigpipe);
+}
+
+function ignoreSigpipe(): void {}
+
 /** The fallback binding. One per thread, like the native per-environment state. */
 export function fallbackBinding(): Binding {
+  keepSigpipeCaught();
   const counters = { warmedBytes: 0, fallbackReads: 0, directReopens: 0 };
   let waiting = 0; // sends backing off from a full non-blocking destination
   const cancelled = new Set<number>();

@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import type { NativeFailure } from './errors';
 import { fallbackBinding } from './fallback';
 
@@ -86,8 +87,25 @@ function load(): Loaded {
     if (binding.unsupported) return { binding: fallbackBinding(), native: false, reason: `no native support on ${process.platform}` };
     return { binding, native: true };
   } catch (err) {
-    return { binding: fallbackBinding(), native: false, reason: `native addon did not load: ${(err as Error).message}` };
+    const reason = `native addon did not load: ${(err as Error).message}`;
+    warnFallback(reason);
+    return { binding: fallbackBinding(), native: false, reason };
   }
+}
+
+/**
+ * On Linux the addon is expected to load (a prebuild or a source build): when
+ * it does not, say so once (on the main thread), since every warm-up then
+ * copies on the libuv pool and every send copies through JavaScript.
+ * Elsewhere the fallback is the normal path and nothing is said.
+ */
+function warnFallback(reason: string): void {
+  if (process.platform !== 'linux' || !isMainThread) return;
+  process.emitWarning(
+    `pagewarm: ${reason}. Using the portable fallback: warm-ups read on the libuv pool, sends copy, residency is unknown. ` +
+      'Set PAGEWARM_FORCE_FALLBACK=1 to choose the fallback without this warning.',
+    { code: 'PAGEWARM_FALLBACK' },
+  );
 }
 
 const loaded = load();

@@ -107,6 +107,7 @@ t.test('capabilities say the fallback is in use, and why', async (t) => {
 });
 
 t.test('the loader falls back where the addon cannot load', async (t) => {
+  const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
   const failed = t.mockRequire<typeof nativeModule>('../lib/native', {
     'node-gyp-build': () => {
       throw new Error('No native build was found for platform=linux arch=riscv64');
@@ -119,10 +120,22 @@ t.test('the loader falls back where the addon cannot load', async (t) => {
   }
   t.equal(failed.isNative, false, 'a load failure means the fallback');
   t.match(failed.fallbackReason, /native addon did not load: No native build was found/);
+  const warning = await warned;
+  t.match(
+    warning,
+    { name: 'Warning', code: 'PAGEWARM_FALLBACK', message: /^pagewarm: native addon did not load: No native build was found.*portable fallback/ },
+    'on Linux a load failure is announced once, as a process warning',
+  );
   t.type(failed.binding.warm, 'function');
   const unsupported = t.mockRequire<typeof nativeModule>('../lib/native', { 'node-gyp-build': () => ({ unsupported: true }) });
   t.equal(unsupported.isNative, false, 'the stub addon of other platforms means the fallback');
   t.match(unsupported.fallbackReason, /no native support on linux/);
+  let more = 0;
+  const count = (): number => more++;
+  process.on('warning', count);
+  await new Promise((r) => setImmediate(r));
+  process.off('warning', count);
+  t.equal(more, 0, 'the stub addon of other platforms is the normal path there: no warning');
 });
 
 t.test('bad descriptors: the same errors as native', async (t) => {

@@ -318,6 +318,7 @@ function run(): void {
       const r = JSON.parse(cjs.stdout);
       t.same(r.loaded, [], 'no native file loaded');
       t.match(r.caps, { native: false, fallbackReason: /native addon did not load/ });
+      t.match(cjs.stderr, /\(node:\d+\) \[PAGEWARM_FALLBACK\] Warning: pagewarm: native addon did not load/, 'a process warning says so');
       t.equal(r.warmed, r.size, 'warming works');
       t.equal(r.res.source, 'unknown');
       t.same(r.worker, { n: r.size, native: false }, 'in a worker too');

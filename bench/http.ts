@@ -1,9 +1,11 @@
 /**
  * http: static files over HTTP/1.1 on 127.0.0.1, one server process at a time.
  *
- *   pagewarm serveFile, pillarjs send, @fastify/static, plain createReadStream,
- *   an in-memory cache of small files and a zero-copy fast path built from
- *   pagewarm's public calls (design probes, see http/server.ts), and nginx (Debian's
+ *   pagewarm serveFile (defaults: open-file cache on) and serveFile with
+ *   `cache: false`, pillarjs send, @fastify/static, plain createReadStream,
+ *   a revalidating in-memory cache of small files and a sendfileSync fast
+ *   path built from pagewarm's public calls (design alternatives, see
+ *   http/server.ts), and nginx (Debian's
  *   package, started here on 127.0.0.1 with one worker and `sendfile on`).
  *
  * Load from wrk (one thread) when installed, else autocannon: requests/s for a
@@ -30,10 +32,11 @@ import {
 } from './lib/common';
 import { serveFile } from './http/server';
 
-type ServerKind = 'pagewarm serveFile' | 'send' | '@fastify/static' | 'createReadStream' | 'memory cache' | 'fast path (experiment)' | 'nginx';
+type ServerKind = 'pagewarm serveFile' | 'serveFile, cache: false' | 'send' | '@fastify/static' | 'createReadStream' | 'memory cache' |
+  'sendfileSync (experiment)' | 'nginx';
 const NODE_KIND: Partial<Record<ServerKind, string>> = {
-  'pagewarm serveFile': 'pagewarm', send: 'send', '@fastify/static': 'fastify-static', createReadStream: 'stream', 'memory cache': 'memory',
-  'fast path (experiment)': 'fastpath',
+  'pagewarm serveFile': 'pagewarm', 'serveFile, cache: false': 'pagewarm-nocache', send: 'send', '@fastify/static': 'fastify-static',
+  createReadStream: 'stream', 'memory cache': 'memory', 'sendfileSync (experiment)': 'fastpath',
 };
 
 function which(cmd: string): string | null {
@@ -191,10 +194,10 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   const loadTool = wrk ? `${spawnSync(wrk, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].replace(/ Copyright.*/, '').trim()} (1 thread)` : 'autocannon';
   const nginxVersion = nginx ? spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim() : null;
   const servers: ServerKind[] = [];
-  if (serveFile) servers.push('pagewarm serveFile');
+  if (serveFile) servers.push('pagewarm serveFile', 'serveFile, cache: false');
   else console.log('pagewarm serveFile skipped: no zero-copy send here (native addon not loaded)');
   servers.push('send', '@fastify/static', 'createReadStream', 'memory cache');
-  if (serveFile) servers.push('fast path (experiment)');
+  if (serveFile) servers.push('sendfileSync (experiment)');
   if (nginx) servers.push('nginx');
   else console.log('nginx not installed: left out');
   const root = join(TMP_DIR, `pagewarm-bench-http-${process.pid}`);

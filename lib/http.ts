@@ -110,11 +110,14 @@ export interface ServeFileOptions {
    * costs no open, no thread hop and no `realpath`. Every hit is revalidated
    * on the JS thread before anything is sent: `stat(path)` must still name
    * the cached file (same device and inode, else the path was replaced and
-   * is opened afresh; gone: 404), its size, mtime and ctime (nanoseconds)
-   * are taken fresh from that stat, and the descriptor's real path is
-   * checked against root again. File bytes are never cached: they are read
-   * from the live file at send time, so a file modified, truncated or
-   * replaced is never served stale.
+   * is opened afresh; gone: 404), its size and mtime (for Content-Length,
+   * ETag and Last-Modified) are taken fresh from that stat, and the
+   * descriptor's real path is checked against root again. File bytes are
+   * never cached: they are read from the live file at send time, so a file
+   * modified in place, truncated or replaced is never served stale. (While
+   * the descriptor is open its inode number cannot be reused, so device and
+   * inode identify the file exactly; files with inode numbers beyond 2^53
+   * are not cached.)
    *
    * With the cache, a small body (at most 256 KiB) whose range cachestat(2)
    * reports fully resident is read on the JS thread (a copy from the page
@@ -149,7 +152,11 @@ export interface ServeFileResult {
   statusCode: number;
   /** Body bytes of the file sent (0 for HEAD and error responses). */
   bytes: number;
-  /** Whether the body went zero-copy. */
+  /**
+   * Whether the body went zero-copy. False for bodies copied: over TLS, through
+   * wrapped responses, in the portable fallback, and for small resident bodies
+   * sent by the open-file cache's fast path.
+   */
   zeroCopy: boolean;
 }
 
@@ -172,7 +179,11 @@ export interface ServeFileResult {
  *
  * The file is opened on pagewarm's threads (O_NONBLOCK, so a FIFO cannot
  * hang it; the libuv threadpool in the portable fallback) and the body is
- * sent as {@link sendFileResponse} does.
+ * sent as {@link sendFileResponse} does, except where the open-file cache
+ * answers: a repeated request is revalidated with one `stat` on the JS
+ * thread instead of being opened again, and a small resident body is read
+ * from the page cache and written with the headers in one `res.end()` (see
+ * {@link ServeFileOptions.cache}).
  *
  * @param req The request (its method and headers are read).
  * @param res Its response, headers not yet sent.
@@ -232,19 +243,19 @@ export async function serveFile(
     if (opts.root !== undefined && !(await confined(input.fd, target, opts.root))) return fail(res, 404);
     let meta: Meta;
     try {
-      meta = toMeta(await fstatBig(input.fd));
+      meta = toMeta(await fstat(input.fd));
     } catch (err) {
       return fail(res, statusForOpenError(err));
     }
     if (!meta.isFile) return fail(res, 404);
     entry = cache?.insert(target, input, meta); // the cache owns the descriptor from here
-    const r = await serveOpen(served, input.fd, meta, entry !== undefined);
+    const r = await serveOpen(served, input.fd, meta, cache !== undefined);
     if (r !== RETRY) return r;
     // The file changed between fstat and the read: describe it again, and
     // answer without the fast path (which is the only one that retries).
     if (entry) cache!.drop(target);
     try {
-      meta = toMeta(await fstatBig(input.fd));
+      meta = toMeta(await fstat(input.fd));
     } catch (err) {
       return fail(res, statusForOpenError(err));
     }
@@ -269,15 +280,14 @@ interface Served {
 /** What a response needs to know about a regular file (from stat or fstat). */
 interface Meta {
   isFile: boolean;
-  dev: bigint;
-  ino: bigint;
+  dev: number;
+  ino: number;
   size: number;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
+  mtimeMs: number;
 }
 
-function toMeta(st: fs.BigIntStats): Meta {
-  return { isFile: st.isFile(), dev: st.dev, ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+function toMeta(st: fs.Stats): Meta {
+  return { isFile: st.isFile(), dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
 }
 
 /** serveOpen's answer when the file changed while it was read: start over. */
@@ -285,12 +295,20 @@ const RETRY = Symbol('retry');
 
 /** Bodies up to this size may be read on the JS thread when resident (with the cache). */
 const FAST_MAX = 256 << 10;
+/**
+ * Reused FAST_MAX-byte buffers for those bodies (above SLAB_MIN bytes; smaller
+ * ones come from Node's own pool), returned once res.end()'s callback says the
+ * bytes are in the kernel: at most MAX_SLABS (4 MiB) kept.
+ */
+const slabs: Buffer[] = [];
+const SLAB_MIN = 8 << 10;
+const MAX_SLABS = 16;
 
 /** The response for an open, checked regular file: validators, ranges, the body. */
 async function serveOpen(s: Served, fd: number, meta: Meta, fast: boolean): Promise<ServeFileResult | typeof RETRY> {
   const { req, res, useEtag, useLastModified, maxAge } = s;
   const size = meta.size;
-  const mtimeMs = Number(meta.mtimeNs / 1_000_000n);
+  const mtimeMs = Math.floor(meta.mtimeMs);
   const etag = `W/"${size.toString(16)}-${mtimeMs.toString(16)}"`;
   const mtime = Math.floor(mtimeMs / 1000); // HTTP dates have whole seconds
   const headers: http.OutgoingHttpHeaders = {
@@ -340,19 +358,27 @@ async function serveOpen(s: Served, fd: number, meta: Meta, fast: boolean): Prom
     // The range is in the page cache: reading it here is a memory copy, no
     // disk wait. The headers and the body then leave in one write, through
     // res.end() (so wrapped responses, TLS and pipelining work as usual).
-    const body = Buffer.allocUnsafe(count);
+    const slab = count > SLAB_MIN ? slabs.pop() ?? Buffer.allocUnsafeSlow(FAST_MAX) : undefined;
+    const body = slab ? slab.subarray(0, count) : Buffer.allocUnsafe(count);
     let got: number;
     try {
       got = fs.readSync(fd, body, 0, count, start);
     } catch {
-      return RETRY;
+      got = -1;
     }
-    if (got !== count) return RETRY; // truncated since the stat
+    if (got !== count) {
+      if (slab) slabs.push(slab);
+      return RETRY; // truncated (or unreadable) since the stat
+    }
     headers['content-length'] = count;
     res.writeHead(statusCode, headers);
     await new Promise<void>((resolve) => {
       res.once('close', resolve);
-      res.end(body, () => resolve());
+      res.end(body, () => {
+        // The body is in the kernel now: the slab can serve another response.
+        if (slab && slabs.length < MAX_SLABS) slabs.push(slab);
+        resolve();
+      });
     });
     return { statusCode, bytes: count, zeroCopy: false };
   }
@@ -409,7 +435,7 @@ class OpenFileCache {
     if (!entry) return undefined;
     let meta: Meta;
     try {
-      const st = fs.statSync(target, { bigint: true, throwIfNoEntry: false });
+      const st = fs.statSync(target, { throwIfNoEntry: false });
       if (!st) throw new Error('gone');
       meta = toMeta(st);
       if (meta.dev !== entry.meta.dev || meta.ino !== entry.meta.ino || !meta.isFile) throw new Error('replaced');
@@ -430,7 +456,10 @@ class OpenFileCache {
 
   /** Takes over an opened file (in use by the caller: release() it), unless it is too large or already cached. */
   insert(target: string, input: Input, meta: Meta): Entry | undefined {
-    if (meta.size > this.maxBytes || this.entries.has(target)) return undefined;
+    // Inode numbers beyond 2^53 would not compare exactly as numbers: not cached.
+    if (meta.size > this.maxBytes || this.entries.has(target) || !Number.isSafeInteger(meta.ino) || !Number.isSafeInteger(meta.dev)) {
+      return undefined;
+    }
     const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: Date.now() };
     this.entries.set(target, entry);
     this.bytes += meta.size;
@@ -477,10 +506,15 @@ class OpenFileCache {
 }
 
 const caches = new Map<string, OpenFileCache>(); // by limits, least recently used first
+const DEFAULT_KEY = `${DEFAULT_MAX_ENTRIES}/${DEFAULT_MAX_BYTES}`;
+let defaultCache: OpenFileCache | undefined;
 
 /** The cache for serveFile's `cache` option, or undefined when off. Validates the option. */
 function cacheFor(option: unknown): OpenFileCache | undefined {
   if (option === false) return undefined;
+  if ((option === undefined || option === true) && defaultCache && caches.size === 1 && caches.get(DEFAULT_KEY) === defaultCache) {
+    return defaultCache;
+  }
   let maxEntries = DEFAULT_MAX_ENTRIES;
   let maxBytes = DEFAULT_MAX_BYTES;
   if (option !== undefined && option !== true) {
@@ -503,6 +537,7 @@ function cacheFor(option: unknown): OpenFileCache | undefined {
   }
   cache = new OpenFileCache(maxEntries, maxBytes);
   caches.set(key, cache);
+  if (key === DEFAULT_KEY) defaultCache = cache;
   for (const [k, c] of caches) {
     if (caches.size <= MAX_CACHES) break;
     caches.delete(k);
@@ -549,9 +584,7 @@ function fstat(fd: number): Promise<fs.Stats> {
   return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
 }
 
-function fstatBig(fd: number): Promise<fs.BigIntStats> {
-  return new Promise((resolve, reject) => fs.fstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))));
-}
+
 
 /** Whether the body may bypass `res.write()` and go to the socket. */
 function directBody(res: http.ServerResponse): boolean {

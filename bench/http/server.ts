@@ -1,13 +1,21 @@
 /**
  * The Node HTTP servers the http benchmark compares, one per process:
  *
- *   pagewarm        pagewarm's serveFile (zero-copy body)
+ *   pagewarm        pagewarm's serveFile, defaults: its open-file cache on, small
+ *                   resident bodies read on the JS thread and written with the
+ *                   headers in one write, others zero-copy
+ *   pagewarm-nocache  serveFile with `cache: false`: open, confinement check,
+ *                   fstat and close per request, every body zero-copy
  *   send            pillarjs/send: send(req, path, { root }).pipe(res)
  *   fastify-static  fastify + @fastify/static
  *   stream          plain http + fs.stat + fs.createReadStream(path).pipe(res)
  *   memory          plain http serving files <= 1 MiB from a bounded in-memory
  *                   cache (64 MiB), larger ones with createReadStream: the
- *                   "cache small hot files" design, for comparison
+ *                   "cache small hot files" design, for comparison. Each hit is
+ *                   revalidated as serveFile's cache is (statSync, bigint:
+ *                   dev, ino, size, mtime and ctime in ns; reloaded on change),
+ *                   so it costs what a correct memory cache costs; no
+ *                   validators or ranges
  *   fastpath        an experiment with pagewarm's public calls, to measure a
  *                   design for serveFile: descriptors of hot files kept open
  *                   (like nginx's open_file_cache), and a small (<= 1 MiB)
@@ -28,7 +36,7 @@ import * as pw from '../../lib/index';
 /** serveFile, when it can go zero-copy here (else the comparison is moot). */
 export const serveFile = pw.capabilities().zeroCopySend ? pw.serveFile : undefined;
 
-export const KINDS = ['pagewarm', 'send', 'fastify-static', 'stream', 'memory', 'fastpath'] as const;
+export const KINDS = ['pagewarm', 'pagewarm-nocache', 'send', 'fastify-static', 'stream', 'memory', 'fastpath'] as const;
 export type Kind = (typeof KINDS)[number];
 
 function pathOf(req: IncomingMessage, root: string): string | null {
@@ -58,25 +66,35 @@ function streamHandler(root: string) {
 }
 
 function memoryHandler(root: string) {
-  const cache = new Map<string, Buffer>();
+  const cache = new Map<string, { body: Buffer; id: string }>();
   let cached = 0;
   const LIMIT = 64 * 1024 * 1024;
   const fallback = streamHandler(root);
   return (req: IncomingMessage, res: ServerResponse) => {
     const path = pathOf(req, root);
     if (!path) return notFound(res);
-    let body = cache.get(path);
-    if (!body) {
-      let size: number;
-      try {
-        size = statSync(path).size;
-      } catch {
-        return notFound(res);
+    const st = statSync(path, { bigint: true, throwIfNoEntry: false });
+    if (!st) {
+      const gone = cache.get(path);
+      if (gone) {
+        cached -= gone.body.length;
+        cache.delete(path);
       }
-      if (size > 1024 * 1024) return fallback(req, res);
+      return notFound(res);
+    }
+    const id = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    let entry = cache.get(path);
+    if (entry && entry.id !== id) {
+      cached -= entry.body.length;
+      cache.delete(path);
+      entry = undefined;
+    }
+    let body = entry?.body;
+    if (!body) {
+      if (st.size > 1024 * 1024) return fallback(req, res);
       body = readFileSync(path);
       if (cached + body.length <= LIMIT) {
-        cache.set(path, body);
+        cache.set(path, { body, id });
         cached += body.length;
       }
     }
@@ -134,6 +152,11 @@ export async function startServer(kind: Kind, root: string): Promise<{ port: num
     if (!serveFile) throw new Error('pagewarm cannot send zero-copy here');
     handler = (req, res) => {
       serveFile(req, res, req.url ?? '/', { root }).catch(() => res.destroy());
+    };
+  } else if (kind === 'pagewarm-nocache') {
+    if (!serveFile) throw new Error('pagewarm cannot send zero-copy here');
+    handler = (req, res) => {
+      serveFile(req, res, req.url ?? '/', { root, cache: false }).catch(() => res.destroy());
     };
   } else if (kind === 'send') {
     // eslint-disable-next-line @typescript-eslint/no-var-requires

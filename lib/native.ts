@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import type { NativeFailure } from './errors';
+import type { Stats } from './config';
 import { fallbackBinding } from './fallback';
 
 /** What the native layer reports for a range's residency. */
@@ -22,19 +23,8 @@ export interface NativeResidency {
   source: 'cachestat' | 'mincore' | 'unknown';
 }
 
-export interface NativeStats {
-  warmedBytes: number;
-  fastPathHits: number;
-  residentSkips: number;
-  sendfileChunks: number;
-  fallbackReads: number;
-  directReopens: number;
-  queued: number;
-  active: number;
-  waiting: number;
-  threads: number;
-  chunkSize: number;
-}
+/** The binding's counters: the public {@link Stats}, field for field. */
+export type NativeStats = Stats;
 
 /**
  * The binding. Lengths of -1 mean "to the end of the file". Async calls

@@ -183,7 +183,12 @@ export interface CacheJudge {
   close(): void;
 }
 
-const JUDGE = String.raw`
+/**
+ * The judge's python3 program: reads requests `{ path, ranges: [[offset, length], ...], drop? }`,
+ * one JSON line each, and answers each with one line, `[[pages, resident], ...]` or `{ error }`.
+ * Exported for child-process scripts: `python3 -c CACHE_JUDGE_PY` with the requests on stdin.
+ */
+export const CACHE_JUDGE_PY = String.raw`
 import ctypes, json, mmap, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
@@ -231,7 +236,7 @@ export function fdPath(fd: number): string {
 
 /** Starts a {@link CacheJudge} (one python3 process; it exits with this process at the latest). */
 export function cacheJudge(): CacheJudge {
-  const child = spawn('python3', ['-c', JUDGE], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn('python3', ['-c', CACHE_JUDGE_PY], { stdio: ['pipe', 'pipe', 'inherit'] });
   // Referenced only while an answer is awaited: an idle judge never keeps the test process alive.
   const handles = [child, child.stdout, child.stdin] as unknown as Array<{ ref(): void; unref(): void }>;
   const hold = (on: boolean): void => handles.forEach((h) => (on ? h.ref() : h.unref()));

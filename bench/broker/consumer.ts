@@ -27,6 +27,13 @@ export interface ConsumerJob {
   durationMs: number;
   /** How long to keep fetching from startAt (>= warmupMs + durationMs). */
   runMs: number;
+  /**
+   * Fetch at most this many bytes per second (paced from startAt) until the
+   * end of the measurement window; 0 or absent: as fast as the broker
+   * answers. After the window (the consumers-alone phase) fetching is never
+   * paced.
+   */
+  paceBytesPerSec?: number;
 }
 
 export interface ConsumerResult {
@@ -49,7 +56,14 @@ async function run(job: ConsumerJob): Promise<ConsumerResult> {
   let offset = 0;
   while (Date.now() < job.startAt) await new Promise((r) => setTimeout(r, Math.max(1, job.startAt - Date.now())));
   try {
+    const pace = job.paceBytesPerSec ?? 0;
+    let next = job.startAt; // when the next fetch may start (pacing; at most 20 ms of credit, so no catch-up bursts)
     while (Date.now() < stop) {
+      if (pace > 0 && Date.now() < end) {
+        next = Math.max(next, Date.now() - 20);
+        if (next > Date.now()) await new Promise((r) => setTimeout(r, next - Date.now()));
+        next += (job.maxBytes / pace) * 1000;
+      }
       const seg = job.segments[i];
       const tf = Date.now();
       const n = await client.fetchCount(seg.id, offset, job.maxBytes);

@@ -19,7 +19,7 @@ import { Log } from './log';
 import {
   ERROR, FETCH, FrameReader, LIST, OK, PRODUCE, encodeResponse, fetchResponseHeader,
 } from './protocol';
-import { fetchSender, STRATEGIES, type FetchSender, type Strategy, type StrategyOptions } from './strategies';
+import { fetchSender, PAGEWARM_PATHS, STRATEGIES, type FetchSender, type PagewarmPath, type Strategy, type StrategyOptions } from './strategies';
 
 export interface BrokerOptions extends StrategyOptions {
   /** Directory of the segment files (created if missing). */
@@ -163,13 +163,16 @@ function arg(name: string, fallback?: string): string | undefined {
 export async function main(): Promise<void> {
   const dir = arg('dir');
   if (!dir) throw new Error('--dir is required');
+  if (arg('pagewarm-path') && !PAGEWARM_PATHS.includes(arg('pagewarm-path') as PagewarmPath)) throw new Error(`--pagewarm-path must be one of ${PAGEWARM_PATHS.join(', ')}`);
   const strategy = (arg('strategy', 'pagewarm') as Strategy);
   const hwm = arg('stream-hwm');
+  const pagewarmPath = arg('pagewarm-path');
   const segmentBytes = arg('segment-bytes');
   const broker = new Broker({
     dir, strategy,
     ...(segmentBytes ? { segmentBytes: Number(segmentBytes) } : {}),
     ...(hwm ? { streamHighWaterMark: Number(hwm) } : {}),
+    ...(pagewarmPath ? { pagewarmPath: pagewarmPath as PagewarmPath } : {}),
   });
   const addr = await broker.listen(Number(arg('port', '0')), arg('host', '127.0.0.1'));
   if (process.send) {

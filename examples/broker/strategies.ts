@@ -28,7 +28,24 @@ export type FetchSender = (socket: Socket, header: Buffer, fd: number, offset: n
 export interface StrategyOptions {
   /** highWaterMark of the read stream (`stream` only). Default: Node's default, 64 KiB. */
   streamHighWaterMark?: number;
+  /**
+   * `pagewarm` only, how a FETCH is answered (for measuring the per-request
+   * cost of each shape; the benchmark uses the default):
+   *   'sendFile' (default): `sendFile(socket, fd, { warm: true })` warms each
+   *     chunk on pagewarm's threads just before sending it;
+   *   'prepare+sendFile': `await prepareForRead(fd, offset, count)` for the
+   *     whole range first (KAFKA-7504's shape), then `sendFile(..., { warm: false })`;
+   *   'prepare+sendfile': `prepareForRead`, then the header is flushed and the
+   *     bytes go by the descriptor-level `sendfile(socketFd, fd, ...)` on
+   *     pagewarm's threads, without sendFile's ordering machinery (safe here
+   *     only because the broker writes nothing else to a connection while a
+   *     FETCH is answered).
+   */
+  pagewarmPath?: PagewarmPath;
 }
+
+export const PAGEWARM_PATHS = ['sendFile', 'prepare+sendFile', 'prepare+sendfile'] as const;
+export type PagewarmPath = (typeof PAGEWARM_PATHS)[number];
 
 /**
  * The strategies this process can run, and why the others are missing:
@@ -93,6 +110,20 @@ export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): 
       };
     }
     case 'pagewarm': {
+      if (options.pagewarmPath === 'prepare+sendFile') {
+        return async (socket, header, fd, offset, count) => {
+          await pw.prepareForRead(fd, offset, count);
+          socket.write(header);
+          await pw.sendFile(socket, fd, { offset, length: count, warm: false });
+        };
+      }
+      if (options.pagewarmPath === 'prepare+sendfile') {
+        return async (socket, header, fd, offset, count) => {
+          await pw.prepareForRead(fd, offset, count);
+          await writeFlushed(socket, header);
+          await pw.sendfile(socketFd(socket), fd, offset, count);
+        };
+      }
       return async (socket, header, fd, offset, count) => {
         socket.write(header); // sendFile sends after bytes already queued
         await pw.sendFile(socket, fd, { offset, length: count, warm: true });

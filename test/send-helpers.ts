@@ -229,6 +229,32 @@ export async function hashServer(kind: 'tcp' | 'unix', dir: string, onSocket?: (
   };
 }
 
+/**
+ * The close-and-reuse race: starts `send` from a fresh descriptor of `file`
+ * to a Unix socket, closes that descriptor at once and opens `other`, which
+ * takes the number. Resolves with what the call reported and what arrived.
+ */
+export async function sendWhileNumberReused(
+  dir: string,
+  file: string,
+  other: string,
+  send: (socket: net.Socket, fd: number) => Promise<number>,
+): Promise<{ sent: number; got: Received; reused: boolean }> {
+  const server = await hashServer('unix', dir);
+  try {
+    const c = await server.connect();
+    const fd = fs.openSync(file, 'r');
+    const p = send(c, fd);
+    fs.closeSync(fd);
+    const reusedFd = fs.openSync(other, 'r');
+    const sent = await p.finally(() => fs.closeSync(reusedFd));
+    c.end();
+    return { sent, got: await server.next(), reused: reusedFd === fd };
+  } finally {
+    await server.close();
+  }
+}
+
 /** Resolves when the socket emits 'close'. */
 export function closed(s: net.Socket): Promise<void> {
   return new Promise((resolve) => (s.destroyed && s.closed ? resolve() : s.once('close', () => resolve())));

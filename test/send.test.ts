@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { sendfile, sendfileSync, stats, evict, capabilities } from '../lib/index';
-import { scratch, randomFile, sha256OfRange, sha256Elsewhere, hashingPeer, hashServer, fdCount, rng, sleep, compiledLib, KiB, MiB, GiB } from './send-helpers';
+import { scratch, randomFile, sha256OfRange, sha256Elsewhere, hashingPeer, hashServer, fdCount, rng, sleep, compiledLib, sendWhileNumberReused, KiB, MiB, GiB } from './send-helpers';
+import { makeSparseFile } from './helpers';
 
 t.setTimeout(120_000);
 const dir = scratch();
@@ -52,15 +53,9 @@ for (const kind of ['tcp', 'unix'] as const) {
 t.test('a range longer than 2 GiB from a sparse file, and offsets above 4 GiB', async (t) => {
   t.setTimeout(110_000);
   const size = 4 * GiB + 600 * MiB;
-  const path = join(dir, 'sparse');
-  const fd0 = fs.openSync(path, 'w');
-  fs.ftruncateSync(fd0, size);
   // Data around every boundary a 32-bit offset or count would break at.
-  for (const at of [2 ** 31 - 100 * KiB, 3 * GiB, 2 ** 32 - 1000, 4 * GiB + 512 * KiB, size - 300 * KiB]) {
-    fs.writeSync(fd0, randomBytes(256 * KiB), 0, 256 * KiB, at);
-  }
-  fs.fsyncSync(fd0);
-  fs.closeSync(fd0);
+  const at = [2 ** 31 - 100 * KiB, 3 * GiB, 2 ** 32 - 1000, 4 * GiB + 512 * KiB, size - 300 * KiB];
+  const path = makeSparseFile(join(dir, 'sparse'), size, at.map((o): [number, Buffer] => [o, randomBytes(256 * KiB)]));
   const fd = fs.openSync(path, 'r');
   t.teardown(() => {
     evict(fd);
@@ -300,19 +295,9 @@ t.test('SIGPIPE at its default disposition never kills the process (main thread 
 });
 
 t.test('closing the source while the send is in flight, its number reused at once', async (t) => {
-  const server = await hashServer('unix', dir);
-  t.teardown(() => server.close());
   const other = randomFile(join(dir, 'other'), 4 * MiB);
-  const c = await server.connect();
-  const fd = fs.openSync(file, 'r');
-  const p = sendfile(fdOf(c), fd, 0, SIZE);
-  fs.closeSync(fd);
-  const reused = fs.openSync(other, 'r');
-  t.equal(reused, fd, 'the kernel handed out the same number');
-  const sent = await p;
-  fs.closeSync(reused);
-  c.end();
-  const got = await server.next();
+  const { sent, got, reused } = await sendWhileNumberReused(dir, file, other, (c, fd) => sendfile(fdOf(c), fd, 0, SIZE));
+  t.ok(reused, 'the kernel handed out the same number');
   t.equal(sent, SIZE);
   t.equal(got.sha256, sha256OfRange(file, 0, SIZE).hex, 'every byte came from the file the call was given');
 });

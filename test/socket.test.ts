@@ -27,10 +27,12 @@ import {
   sleep,
   closed,
   compiledLib,
+  sendWhileNumberReused,
   KiB,
   MiB,
   GiB,
 } from './send-helpers';
+import { makeSparseFile } from './helpers';
 
 t.setTimeout(120_000); // generous: the machine is shared; it takes about 30 s alone
 const dir = scratch();
@@ -473,20 +475,10 @@ t.test('workers terminated with sendFile calls in flight leak no descriptor', as
 });
 
 t.test('closing the descriptor right after the call does not change what is sent', async (t) => {
-  const server = await hashServer('unix', dir);
-  t.teardown(() => server.close());
   const other = randomFile(join(dir, 'other'), SIZE);
-  const c = await server.connect();
-  const fd = fs.openSync(file, 'r');
-  const p = sendFile(c, fd, { warm: false });
-  fs.closeSync(fd);
-  const reused = fs.openSync(other, 'r');
-  t.equal(reused, fd, 'the number was reused at once');
-  const r = await p;
-  fs.closeSync(reused);
-  c.end();
-  const got = await server.next();
-  t.equal(r.bytes, SIZE);
+  const { sent, got, reused } = await sendWhileNumberReused(dir, file, other, (c, fd) => sendFile(c, fd, { warm: false }).then((r) => r.bytes));
+  t.ok(reused, 'the number was reused at once');
+  t.equal(sent, SIZE);
   t.equal(got.sha256, sha256OfRange(file, 0, SIZE).hex, 'every byte came from the original file');
 });
 
@@ -603,14 +595,8 @@ t.test('dropBehind: the range leaves the page cache after it was sent', async (t
 t.test('sendFile across the 4 GiB offset of a sparse file, with dropBehind', async (t) => {
   t.setTimeout(60_000);
   const size = 4 * GiB + 512 * MiB;
-  const path = join(dir, 'sparse');
-  const fd0 = fs.openSync(path, 'w');
-  fs.ftruncateSync(fd0, size);
-  for (const at of [4 * GiB - 100 * MiB + 5, 2 ** 32 - 777, 4 * GiB + 64 * MiB, 4 * GiB + 100 * MiB - 100 * KiB]) {
-    fs.writeSync(fd0, randomBytes(128 * KiB), 0, 128 * KiB, at);
-  }
-  fs.fsyncSync(fd0);
-  fs.closeSync(fd0);
+  const at = [4 * GiB - 100 * MiB + 5, 2 ** 32 - 777, 4 * GiB + 64 * MiB, 4 * GiB + 100 * MiB - 100 * KiB];
+  const path = makeSparseFile(join(dir, 'sparse'), size, at.map((o): [number, Buffer] => [o, randomBytes(128 * KiB)]));
   const fd = fs.openSync(path, 'r');
   t.teardown(() => {
     evict(fd);

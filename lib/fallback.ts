@@ -24,7 +24,9 @@
  * Async calls work on a private reopen of the descriptor (/proc/self/fd/N on
  * Linux, /dev/fd/N elsewhere) where the system allows it, so a JS close()
  * during the operation cannot redirect it to a reused descriptor number; the
- * reopen also drops O_DIRECT, as the native buffered reopen does. The
+ * reopen also drops O_DIRECT, as the native buffered reopen does. A warm-up
+ * in a process out of descriptors fails with EMFILE before it starts, as the
+ * native dup(2) does, rather than run on the caller's descriptor. The
  * destination of a send cannot be reopened (sockets): each write first checks
  * that its number still names the same socket or file, and a send whose
  * destination was closed under it fails with EBADF (native, working on its
@@ -116,12 +118,23 @@ function inspectFd(fd: number, syscall: string): FdInfo | NativeFailure {
  * undefined where the system will not give one (then the caller's is used).
  * Only called for regular files and block devices (opening a FIFO would block).
  */
-function reopen(fd: number): number | undefined {
+function reopen(fd: number): number | undefined;
+/**
+ * With `syscall`: a process out of descriptors (EMFILE, ENFILE) is not a
+ * system that "will not give one": that is returned as the failure the
+ * native dup(2) reports, under `syscall`, so that the job is refused before
+ * it starts instead of running on the caller's descriptor (where a close()
+ * mid-flight could redirect it).
+ */
+function reopen(fd: number, syscall: string): number | undefined | NativeFailure;
+function reopen(fd: number, syscall?: string): number | undefined | NativeFailure {
   const path = isLinux ? `/proc/self/fd/${fd}` : process.platform === 'win32' ? undefined : `/dev/fd/${fd}`;
   if (path === undefined) return undefined;
   try {
     return fs.openSync(path, fs.constants.O_RDONLY);
-  } catch {
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (syscall !== undefined && (code === 'EMFILE' || code === 'ENFILE')) return failure(e, syscall);
     return undefined;
   }
 }
@@ -300,8 +313,7 @@ export function fallbackBinding(): Binding {
   }
 
   /** Runs an async job on a private descriptor, tracked for cancel(). */
-  function start<T>(id: number, fd: number, info: FdInfo, work: (fd: number) => Promise<T>): Promise<T> {
-    const reopened = reopen(fd);
+  function start<T>(id: number, fd: number, info: FdInfo, work: (fd: number) => Promise<T>, reopened = reopen(fd)): Promise<T> {
     const mine = reopened === undefined ? undefined : own(reopened);
     if (mine !== undefined && info.direct) counters.directReopens++;
     running.add(id);
@@ -380,6 +392,9 @@ export function fallbackBinding(): Binding {
       if (isFailure(info)) return info;
       const total = rangeLength(info.size, offset, length);
       if (total === 0) return 0;
+      // Out of descriptors: EMFILE before any work, as the native dup(2) fails.
+      const reopened = reopen(fd, 'sendfile');
+      if (isFailure(reopened)) return reopened;
       return start(id, fd, info, async (src) => {
         const buf = warmBuffer();
         let done = 0;
@@ -397,7 +412,7 @@ export function fallbackBinding(): Binding {
           counters.warmedBytes += n;
         }
         return done;
-      });
+      }, reopened);
     },
 
     warmSync(fd, offset, length) {

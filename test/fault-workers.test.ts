@@ -159,12 +159,7 @@ t.test('a worker terminated with 100 operations in flight, 50 times in a row', a
   // worker shows the same). sendFile used it to open its source and leaked
   // that way (found by this test); since daa63f2 sources are opened natively
   // and tied to the environment.
-  // The fallback's sendFile still opens its source with fs.promises.open (a
-  // path) or fs.openSync of /proc/self/fd/N (a descriptor) in lib/socket.ts,
-  // closed only when the send settles: a terminated worker leaks them.
-  t.same(leaked.filter((l) => l.endsWith(medium)), [], 'no descriptor of a sendFile source leaked', {
-    todo: !caps.native && 'fallback: sendFile sources of a terminated worker leak (lib/socket.ts openPath/pinSource; reported to its owner)',
-  });
+  t.same(leaked.filter((l) => l.endsWith(medium)), [], 'no descriptor of a sendFile source leaked');
   const growth = rssMiB() - rssBefore;
   t.comment(`RSS ${rssBefore.toFixed(0)} MiB -> ${rssMiB().toFixed(0)} MiB over 50 workers (growth ${growth.toFixed(1)} MiB)`);
   // Bound: Node's own per-worker retention and V8 heap growth dominate; 150 MiB is far below a leak of

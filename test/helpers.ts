@@ -258,6 +258,9 @@ export function cacheJudge(): CacheJudge {
   child.on('exit', (code, signal) => {
     for (const w of waiting.splice(0)) w.reject(new Error(`cache judge exited (${code ?? signal})`));
   });
+  child.on('error', (err) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`cache judge (python3): ${err.message}`));
+  });
   const ask = (path: string, rs: Array<[number, number]>, drop = false): Promise<RangeResidency[]> =>
     new Promise((resolve, reject) => {
       if (waiting.length === 0) hold(true);

@@ -766,6 +766,11 @@ async function copyRange(socket: net.Socket, fd: number, pos: number, n: number,
       try {
         wrote = await writeThrough(socket, write, piece, signal);
       } catch (err) {
+        // Destroyed locally between two pieces: the next write finds the
+        // handle gone. Natively the same moment reads ERR_STREAM_DESTROYED.
+        if ((err as CodedError).code === 'ERR_SOCKET_CLOSED') {
+          throw socketError('ERR_STREAM_DESTROYED', 'The socket was destroyed during sendFile', done, internal(socket).errored);
+        }
         throw withBytesSent(err, done);
       }
       // Destroyed locally while the write was queued: Node completes the

@@ -232,7 +232,9 @@ t.test('send: file truncated mid-flight resolves short; the receiver gets exactl
 t.test('sendFileResponse: file truncated mid-body rejects ERR_HTTP_CONTENT_LENGTH_MISMATCH and closes the connection', async (t) => {
   const { path, content } = makeStamped(64 * MiB);
   let outcome!: Promise<unknown>;
+  let response: http.ServerResponse | undefined;
   const server = http.createServer((_req, res) => {
+    response = res;
     outcome = sendFileResponse(res, path).then(
       (r) => ({ resolved: r }),
       (e) => ({ code: e.code, bytesSent: e.bytesSent }),
@@ -247,6 +249,10 @@ t.test('sendFileResponse: file truncated mid-body rejects ERR_HTTP_CONTENT_LENGT
   client.on('data', (d) => parts.push(d));
   const closed = new Promise((r) => client.once('close', r));
   client.on('error', () => {});
+  // Truncate once the headers have promised the old size: on a loaded machine
+  // the request can take longer than the 100 ms below to be answered (seen:
+  // content-length 8388608, the size after truncation).
+  for (let i = 0; i < 500 && !response?.headersSent; i++) await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 100));
   fs.truncateSync(path, 8 * MiB);
   client.resume();

@@ -9,7 +9,9 @@
 // On the portable fallback (capabilities().native false) pagewarm's residency
 // is 'unknown' and evict a no-op: each case starts cold through dd
 // (dropCache) and each range is judged by the mincore judge (cacheJudge) the
-// moment it settles, as residencySync judges it natively.
+// moment it settles, as residencySync judges it natively. The fallback reads
+// each case's ranges chunkSize bytes (at most 1 MiB) per libuv round trip:
+// about 14-16 s for the 300 cases here, against 8 s natively.
 import t from 'tap';
 import fc from 'fast-check';
 import * as fs from 'node:fs';

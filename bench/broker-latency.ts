@@ -334,14 +334,16 @@ async function runOnce(run: Run_, rep: number, mode: DiskMode, dir: string, segs
     const tc0 = threadCpu(broker.pid!);
     const t0 = performance.now();
     await sleep(startAt + cfg.warmupMs + cfg.durationMs - Date.now());
-    const s1 = await request<Stats>(broker, { type: 'stats' }, 'stats', 30_000);
-    const io1 = readBytes(broker.pid!);
+    // /proc first: the producer exits soon after the window, and a blocked
+    // broker may take a while to answer the stats request.
     const b1 = schedstat(broker.pid!);
     const p1 = schedstat(producer.pid!);
     const psi1 = psiCpuSomeUs();
     const f1 = threadFaultsIo(broker.pid!);
     const tc1 = threadCpu(broker.pid!);
     const wallS = (performance.now() - t0) / 1000;
+    const s1 = await request<Stats>(broker, { type: 'stats' }, 'stats', 30_000);
+    const io1 = readBytes(broker.pid!);
     const p = await pResult;
     let s2 = s1;
     let s3 = s1;

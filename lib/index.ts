@@ -10,6 +10,7 @@ export { sendFile, type SendFileOptions, type SendFileResult, type SendFileError
 export {
   sendFileResponse,
   serveFile,
+  closeServeFileCache,
   type SendFileResponseOptions,
   type ServeFileOptions,
   type ServeFileResult,

@@ -10,7 +10,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { serveFile, sendFileResponse, contentType, capabilities, evict, type ServeFileResult } from '../lib/index';
+import { serveFile, sendFileResponse, closeServeFileCache, contentType, capabilities, evict, type ServeFileResult } from '../lib/index';
 import { scratch, randomFile, fdCount, sleep, compiledLib, MiB } from './send-helpers';
 
 t.setTimeout(120_000); // generous: the machine is shared; it takes about 10 s alone
@@ -563,6 +563,8 @@ t.test('open-file cache: bounded by maxEntries and maxBytes; cache: false keeps 
     for (const n of names) t.equal((await cget(`/${n}`)).body.toString(), `${n}\n`.repeat(100), `${n} served`);
   };
   cacheOption = false;
+  closeServeFileCache(); // what earlier tests left cached is not counted
+  await sleep(50);
   const base0 = fdCount();
   await served();
   await served();
@@ -571,6 +573,11 @@ t.test('open-file cache: bounded by maxEntries and maxBytes; cache: false keeps 
   await served();
   await served();
   t.equal(fdCount(), base0 + 2, 'maxEntries: 2: two descriptors stay open');
+  closeServeFileCache();
+  for (let i = 0; i < 50 && fdCount() > base0; i++) await sleep(10); // the closes are asynchronous
+  t.equal(fdCount(), base0, 'closeServeFileCache() closes them');
+  await served();
+  t.equal(fdCount(), base0 + 2, 'and the cache fills again on the next requests');
   cacheOption = { maxBytes: 1000 }; // each file is 300 or 400 bytes: two fit
   await served();
   t.ok(fdCount() <= base0 + 2 + 2, `maxBytes: 1000: at most two more (${fdCount() - base0 - 2})`);

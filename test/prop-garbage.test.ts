@@ -363,6 +363,7 @@ async function main() {
   // Still healthy: a correct call gives the right answer, and nothing leaked.
   const healthy = await pw.prepareForRead(w.fds.read, 0, 65536);
   for (let i = 0; i < 100 && pw.stats().queued + pw.stats().active + pw.stats().waiting > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  pw.closeServeFileCache(); // serveFile keeps recently served files open by design
   await new Promise((r) => setTimeout(r, 100)); // let closes already under way finish
   const fdsAfter = fdList();
   const st = pw.stats();

@@ -477,6 +477,9 @@ export function fallbackBinding(): Binding {
       if (isFailure(info)) return info;
       const total = rangeLength(info.size, offset, length);
       if (total === 0) return 0;
+      // Out of descriptors: EMFILE before any byte moves, as the native dup(2) fails.
+      const reopened = reopen(inFd, 'sendfile');
+      if (isFailure(reopened)) return reopened;
       return start(id, inFd, info, async (src) => {
         const buf = Buffer.allocUnsafe(Math.min(readSize(), total)); // this job's own: its bytes matter
         let sent = 0;
@@ -512,7 +515,7 @@ export function fallbackBinding(): Binding {
           sent += n;
         }
         return sent;
-      });
+      }, reopened);
     },
 
     sendSync(outFd, inFd, offset, length) {

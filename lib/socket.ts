@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as net from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { TLSSocket } from 'node:tls';
 import { binding, nextId } from './native';
 import { capabilities, noteCopyingWait } from './config';
@@ -218,8 +219,12 @@ export function pinSource(source: Source): Source {
   if (process.platform === 'linux') {
     try {
       return { reopened: fs.openSync(`/proc/self/fd/${source.fd}`, O_READ) };
-    } catch {
-      /* not reopenable: use the caller's descriptor */
+    } catch (err) {
+      // Out of descriptors: refused before the socket is touched, as the
+      // native dup(2) refuses; never a send on the caller's descriptor then.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EMFILE' || code === 'ENFILE') throw systemError({ errno: osConstants.errno[code], syscall: 'dup' });
+      /* otherwise not reopenable: use the caller's descriptor */
     }
   }
   return source;

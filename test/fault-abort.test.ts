@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import { getEventListeners, setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { prepareForRead, warmFile, residencySync, evict, configure, stats, capabilities } from '../lib/index';
-import { scratchDir, makeFile, dropCache, cacheJudge } from './helpers';
+import { scratchDir, makeFile, dropCache, cacheJudge, fdList } from './helpers';
 
 const MiB = 1 << 20;
 const caps = capabilities();
@@ -49,20 +49,6 @@ function makeCold(): void {
 
 const warnings: string[] = [];
 process.on('warning', (w) => warnings.push(`${w.name}: ${w.message}`));
-
-function fdList(): string[] {
-  return fs
-    .readdirSync('/proc/self/fd')
-    .map((x) => {
-      try {
-        return `${x} -> ${fs.readlinkSync(`/proc/self/fd/${x}`)}`;
-      } catch {
-        return '';
-      }
-    })
-    .filter(Boolean)
-    .sort();
-}
 
 let fdsBefore: string[] = [];
 t.before(async () => {

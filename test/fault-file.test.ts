@@ -43,7 +43,7 @@ import {
   sendFile,
   sendFileResponse,
 } from '../lib/index';
-import { scratchDir, dropCache, cacheJudge, fdPath } from './helpers';
+import { scratchDir, dropCache, cacheJudge, fdPath, fdList } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
@@ -65,21 +65,6 @@ function makeStamped(size: number, tag = 0): { path: string; content: Buffer } {
   if (!caps.native) dropCache(fd); // the fallback's evict is a no-op
   fs.closeSync(fd);
   return { path, content };
-}
-
-/** Open descriptors and what they are. */
-function fdList(): string[] {
-  return fs
-    .readdirSync('/proc/self/fd')
-    .map((n) => {
-      try {
-        return `${n} -> ${fs.readlinkSync(`/proc/self/fd/${n}`)}`;
-      } catch {
-        return '';
-      }
-    })
-    .filter(Boolean)
-    .sort();
 }
 
 /** Resolves once a warm-up has covered `bytes` more than it had (or after `ms`). */

@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { sendfile, sendFile, prepareForRead, configure, stats, evict, capabilities } from '../lib/index';
-import { scratchDir } from './helpers';
+import { scratchDir, fdList } from './helpers';
 
 const MiB = 1 << 20;
 /** Natively sends to plain sockets are zero-copy; the portable fallback copies. */
@@ -89,20 +89,6 @@ async function parked(atLeast = 1): Promise<void> {
 async function settledPool(): Promise<number> {
   for (let i = 0; i < 100 && stats().queued + stats().active + stats().waiting > 0; i++) await sleep(20);
   return stats().queued + stats().active + stats().waiting;
-}
-
-function fdList(): string[] {
-  return fs
-    .readdirSync('/proc/self/fd')
-    .map((x) => {
-      try {
-        return `${x} -> ${fs.readlinkSync(`/proc/self/fd/${x}`)}`;
-      } catch {
-        return '';
-      }
-    })
-    .filter(Boolean)
-    .sort();
 }
 
 let fdsBefore: string[] = [];

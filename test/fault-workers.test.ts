@@ -29,7 +29,7 @@ import { Worker } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { prepareForRead, evict, stats, configure, capabilities } from '../lib/index';
-import { scratchDir, makeFile, dropCache } from './helpers';
+import { scratchDir, makeFile, dropCache, fdList } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
@@ -41,20 +41,6 @@ const small = makeFile(join(dir, 'small'), 4 * MiB);
 // sendFile reopens its source with fs.promises.open: its descriptors are told apart (see below).
 const medium = makeFile(join(dir, 'medium'), 64 * MiB);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function fdList(): string[] {
-  return fs
-    .readdirSync('/proc/self/fd')
-    .map((x) => {
-      try {
-        return `${x} -> ${fs.readlinkSync(`/proc/self/fd/${x}`)}`;
-      } catch {
-        return '';
-      }
-    })
-    .filter(Boolean)
-    .sort();
-}
 
 function rssMiB(): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));

@@ -283,3 +283,18 @@ export function cacheJudge(): CacheJudge {
     },
   };
 }
+
+/** Open descriptors of this process and what they name (`N -> target`), sorted; the listing's own left out. */
+export function fdList(): string[] {
+  return fs
+    .readdirSync('/proc/self/fd')
+    .map((n) => {
+      try {
+        return `${n} -> ${fs.readlinkSync(`/proc/self/fd/${n}`)}`;
+      } catch {
+        return '';
+      }
+    })
+    .filter(Boolean)
+    .sort();
+}

@@ -16,7 +16,7 @@ import { open } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { sendFile, sendfile, prepareForRead, configure, evict, stats, capabilities } from '../lib/index';
-import { scratchDir } from './helpers';
+import { scratchDir, fdList } from './helpers';
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -31,20 +31,6 @@ fs.writeFileSync(path, content);
 const fd = fs.openSync(path, 'r');
 fs.fsyncSync(fd);
 t.teardown(() => fs.closeSync(fd));
-
-/** Open descriptors and what they are (the listing's own descriptor left out). */
-function fdList(): string[] {
-  return fs
-    .readdirSync('/proc/self/fd')
-    .map((n) => {
-      try {
-        return `${n} -> ${fs.readlinkSync(`/proc/self/fd/${n}`)}`;
-      } catch {
-        return '';
-      }
-    })
-    .filter(Boolean);
-}
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 

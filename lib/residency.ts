@@ -103,7 +103,9 @@ export function advise(fd: FileLike, offset: number, length: number, advice: Adv
 
 /**
  * Drops the clean pages of a range from the page cache
- * (posix_fadvise DONTNEED). Dirty pages stay until written back.
+ * (posix_fadvise DONTNEED). Dirty pages stay until written back. Only
+ * page-cache folios (up to 2 MiB) lying wholly inside the range are dropped:
+ * evict whole files or 2 MiB-aligned ranges to be sure a range leaves.
  *
  * @param offset Default 0.
  * @param length Default: to the end of the file.

@@ -104,6 +104,7 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
   fs.closeSync(self);
   const fdsBefore = openFdCount();
   let cases = 0;
+  let reclaimedSeen = 0;
   let ranges = 0;
   let bytes = 0;
   await fc.assert(
@@ -124,9 +125,15 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
           if (got !== want) throw new Error(`range ${JSON.stringify(r)} of ${size} bytes: got ${got}, want ${want}`);
           if (want > 0) {
             const res = residencySync(fd, r.offset ?? 0, want);
-            if (native && (res.bytes !== want || res.residentPages !== res.pages)) {
-              throw new Error(`range ${JSON.stringify(r)} of ${size} bytes: ${res.residentPages}/${res.pages} pages resident`);
+            // A page missing now may have been read and then reclaimed (this
+            // VM reclaims in the background): cachestat counts those as
+            // evicted (reclaim leaves a shadow entry; makeCold's DONTNEED does
+            // not). A page neither resident nor evicted was never read.
+            const reclaimed = res.evictedPages ?? 0;
+            if (native && (res.bytes !== want || res.residentPages! + reclaimed < res.pages)) {
+              throw new Error(`range ${JSON.stringify(r)} of ${size} bytes: ${res.residentPages}/${res.pages} pages resident, ${reclaimed} reclaimed`);
             }
+            if (native && reclaimed > 0) reclaimedSeen += reclaimed;
             if (!native) {
               if (res.bytes !== want || res.source !== 'unknown' || res.residentPages !== null) {
                 throw new Error(`range ${JSON.stringify(r)} of ${size} bytes: fallback residency ${JSON.stringify(res)}`);
@@ -168,7 +175,7 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
     }),
     { numRuns: process.env.PAGEWARM_ASAN === '1' ? 100 : 300, seed, verbose: 1 },
   );
-  t.comment(`${cases} cases, ${ranges} ranges, ${(bytes / MiB).toFixed(1)} MiB warmed and checked`);
+  t.comment(`${cases} cases, ${ranges} ranges, ${(bytes / MiB).toFixed(1)} MiB warmed and checked; ${reclaimedSeen} pages read and since reclaimed by the kernel`);
   t.equal(stats().queued + stats().active, 0, 'nothing left in the pool');
   t.equal(openFdCount(), fdsBefore, 'no descriptor leaked');
 });

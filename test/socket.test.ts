@@ -432,8 +432,10 @@ t.test('workers terminated with sendFile calls in flight leak no descriptor', as
   await sendFile(probe, file, { length: 1 });
   probe.destroy();
   // So does its /dev/null, opened once by the first warm-up that reads from
-  // disk (a resident file is never sent there): evict until one did.
+  // disk (a resident file is never sent there): evict until one did. The
+  // file was just written: its pages stay until written back, hence fsync.
   const probeFd = fs.openSync(file, 'r');
+  fs.fsyncSync(probeFd);
   for (let i = 0, chunks = stats().sendfileChunks; capabilities().native && i < 5 && stats().sendfileChunks === chunks; i++) {
     evict(probeFd);
     await prepareForRead(probeFd, 0, 4096);

@@ -48,9 +48,11 @@ export const PAGEWARM_PATHS = ['sendFile', 'prepare+sendFile', 'prepare+sendfile
 export type PagewarmPath = (typeof PAGEWARM_PATHS)[number];
 
 /**
- * The strategies this process can run, and why the others are missing:
- * `blocking` and `pagewarm` need pagewarm's native addon (with the portable
- * fallback, sendfile is emulated by copying and the comparison means nothing).
+ * The strategies worth comparing in this process, and why the others are
+ * not: `blocking` and `pagewarm` are about sendfile(2), so with pagewarm's
+ * portable fallback (which copies) a benchmark of them means nothing. Every
+ * strategy still runs everywhere ({@link fetchSender}): on the fallback the
+ * bytes are copied, exact and in order.
  */
 export function availableStrategies(): { available: Strategy[]; missing: Partial<Record<Strategy, string>> } {
   const caps = pw.capabilities();
@@ -74,8 +76,6 @@ function writeFlushed(socket: Socket, buf: Buffer): Promise<void> {
 }
 
 export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): FetchSender {
-  const { missing } = availableStrategies();
-  if (missing[strategy]) throw new Error(`strategy '${strategy}' is unavailable: ${missing[strategy]}`);
   switch (strategy) {
     case 'blocking': {
       return async (socket, header, fd, offset, count) => {

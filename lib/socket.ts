@@ -518,7 +518,11 @@ class SocketSend {
     this.state = 'done';
     this.signal?.removeEventListener('abort', this.onAbort);
     this.socket.removeListener('close', this.onClose);
-    this.controller.abort(); // a warm-up still running for a chunk that will not be sent
+    // A failed send may leave warm-ups of later chunks running: stop them. A
+    // completed one has awaited every warm-up it started (at most those of
+    // ranges past a shrunken end, which return at once), and abort() costs
+    // 15-25 us of event dispatch per call: skipped.
+    if (err) this.controller.abort();
 
     let reason: SendFileError | undefined;
     if (err) {

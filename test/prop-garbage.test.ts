@@ -373,7 +373,7 @@ async function main() {
 `;
 
 const childMain = String.raw`
-main().then((r) => { console.log(JSON.stringify(r)); process.exit(0); },
+main().then((r) => { console.log('\nSUMMARY ' + JSON.stringify(r)); process.exit(0); },
   (e) => { console.error(require('node:util').inspect(e, { depth: 4 })); process.exit(1); });
 `;
 
@@ -382,7 +382,7 @@ const { Worker } = require('node:worker_threads');
 const w = new Worker(PRELUDE + HARNESS + "main().then((r) => require('node:worker_threads').parentPort.postMessage({ r }), (e) => require('node:worker_threads').parentPort.postMessage({ e: require('node:util').inspect(e, { depth: 4 }) }));", { eval: true });
 w.once('message', (m) => {
   if (m.e) { console.error(m.e); process.exit(1); }
-  console.log(JSON.stringify(m.r));
+  console.log('\nSUMMARY ' + JSON.stringify(m.r));
   w.terminate().then(() => process.exit(0));
 });
 w.once('error', (e) => { console.error(e); process.exit(1); });
@@ -446,7 +446,9 @@ for (const [name, only, opts] of groups) {
     t.equal(r.signal, null, `no crash and no hang (signal ${r.signal}); last call: ${r.lastCall}`);
     t.equal(r.code, 0, r.code === 0 ? 'every call gave a documented outcome' : `failed at: ${r.lastCall}\n${r.stderr.slice(-4000)}`);
     if (r.code !== 0 || r.signal) return;
-    const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    // Garbage may well send file bytes to the child's own stdout (fd 1): the
+    // summary is the last line that starts with its marker.
+    const summary = JSON.parse(r.stdout.split('\n').filter((l) => l.startsWith('SUMMARY ')).pop()!.slice('SUMMARY '.length));
     t.equal(summary.healthy, 65536, 'a correct call still gives the right answer afterwards');
     t.same(summary.fdsAfter, summary.fdsBefore, 'no descriptor leaked');
     t.equal(summary.pending, 0, 'no job left in the pool');

@@ -185,6 +185,10 @@ t.test('a slow receiver: bytes exact, the event loop stays responsive, other sen
 
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
+  // How many sends wait for their socket, sampled while the slow one runs
+  // (one sample at one moment could catch it between two waits).
+  let waiting = 0;
+  const sampler = setInterval(() => (waiting = Math.max(waiting, stats().waiting)), 2);
   const t0 = Date.now();
   let slowDone = 0;
   const slowSend = sendFile(s, file).then((r) => {
@@ -195,8 +199,8 @@ t.test('a slow receiver: bytes exact, the event loop stays responsive, other sen
   const fastSend = await sendFile(f, file);
   const fastDone = Date.now() - t0;
   f.end();
-  const waiting = stats().waiting;
   const slowResult = await slowSend;
+  clearInterval(sampler);
   histogram.disable();
   s.end();
   const got = await slow.result;

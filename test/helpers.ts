@@ -2,7 +2,7 @@
  * Shared test helpers: scratch files, page-cache state from the outside
  * (fincore), open descriptor counts, and a simulated slow disk.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -298,3 +298,12 @@ export function fdList(): string[] {
     .filter(Boolean)
     .sort();
 }
+
+/** The hard RLIMIT_NOFILE of this process (Infinity when unlimited). */
+export function nofileHardLimit(): number {
+  const m = /Max open files\s+\d+\s+(\d+|unlimited)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+  return m![1] === 'unlimited' ? Infinity : Number(m![1]);
+}
+
+/** util-linux prlimit(1) is installed (to run a child with other limits). */
+export const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;

@@ -15,19 +15,14 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { scratchDir, makeFile } from './helpers';
+import { scratchDir, makeFile, nofileHardLimit, hasPrlimit } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
 const dist = join(__dirname, '..', 'dist', 'cjs', 'index.js');
 const path = makeFile(join(dir, 'load'), 64 * MiB);
 
-function nofileHard(): number {
-  const m = /Max open files\s+\d+\s+(\d+|unlimited)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
-  return m![1] === 'unlimited' ? Infinity : Number(m![1]);
-}
-const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
-const limit = Math.min(65536, nofileHard());
+const limit = Math.min(65536, nofileHardLimit());
 
 const script = `
 const pw = require(${JSON.stringify(dist)});

@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { sendfile, sendfileSync, stats, evict, capabilities } from '../lib/index';
 import { scratch, randomFile, sha256OfRange, sha256Elsewhere, hashingPeer, hashServer, fdCount, rng, sleep, compiledLib, sendWhileNumberReused, KiB, MiB, GiB } from './send-helpers';
-import { makeSparseFile } from './helpers';
+import { makeSparseFile, fdList } from './helpers';
 
 t.setTimeout(120_000);
 const dir = scratch();
@@ -313,14 +313,6 @@ t.test('a worker terminated while its send waits for a stalled receiver', async 
   });
   t.teardown(() => server.close());
   const port = (server.server.address() as net.AddressInfo).port;
-  const listFds = (): string[] =>
-    fs.readdirSync('/proc/self/fd').map((f) => {
-      try {
-        return `${f}:${fs.readlinkSync(`/proc/self/fd/${f}`)}`;
-      } catch {
-        return f;
-      }
-    });
   // pagewarm's threads and its poller (an epoll and an eventfd) start with
   // the first send of the process, and stay: start them before counting.
   const warmFd = fs.openSync(file, 'r');
@@ -332,7 +324,7 @@ t.test('a worker terminated while its send waits for a stalled receiver', async 
   peers.shift()!.destroy();
   await server.next();
   await sleep(50);
-  const beforeList = listFds();
+  const beforeList = fdList();
   const before = fdCount();
   const ROUNDS = 3;
   for (let round = 0; round < ROUNDS; round++) {
@@ -365,7 +357,7 @@ t.test('a worker terminated while its send waits for a stalled receiver', async 
   for (const e of ends) t.ok(['end', 'close', 'ECONNRESET'].includes(e.how), `peer saw the connection end (${e.how})`);
   for (const p of peers) p.destroy();
   for (let i = 0; i < 100 && fdCount() > before; i++) await sleep(20);
-  if (fdCount() !== before) t.comment(`descriptors before: ${beforeList.join(' ')}\nafter: ${listFds().join(' ')}`);
+  if (fdCount() !== before) t.comment(`descriptors before: ${beforeList.join(' ')}\nafter: ${fdList().join(' ')}`);
   t.equal(fdCount(), before, 'no descriptor leaked');
 });
 

@@ -6,6 +6,7 @@
         ["OS=='linux'", {
           "sources": [
             "src/addon.cc",
+            "src/bind_cached.cc",
             "src/bind_residency.cc",
             "src/bind_send.cc",
             "src/bind_warm.cc",

@@ -17,7 +17,9 @@
  * which this benchmark runs itself when either is missing and it runs as root
  * (pass --no-install to skip; nginx is then left out and autocannon is used).
  *
- * usage: bench/http.ts [--smoke] [--reps=N] [--no-install]
+ * usage: bench/http.ts [--smoke] [--reps=N] [--no-install] [--only=NAME,NAME...]
+ *   --only keeps the servers whose names contain one of the given words
+ *   (e.g. --only=serveFile,memory,nginx); the default runs them all.
  */
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -200,6 +202,8 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   if (serveFile) servers.push('sendfileSync (experiment)');
   if (nginx) servers.push('nginx');
   else console.log('nginx not installed: left out');
+  const only = flags.raw.only?.split(',').filter(Boolean);
+  if (only) servers.splice(0, servers.length, ...servers.filter((k) => only.some((w) => k.includes(w))));
   const root = join(TMP_DIR, `pagewarm-bench-http-${process.pid}`);
   const work = join(TMP_DIR, `pagewarm-bench-nginx-${process.pid}`);
   mkdirSync(root, { recursive: true, mode: 0o755 });

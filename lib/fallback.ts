@@ -456,6 +456,37 @@ export function fallbackBinding(): Binding {
       return unknownResidency(info, offset, length);
     },
 
+    readCached() {
+      // Without preadv2(RWF_NOWAIT) nothing says whether a read would wait
+      // for the disk: never read on the caller's thread.
+      return { errno: E.EAGAIN, syscall: 'preadv2' };
+    },
+
+    revalidate(path, fd, realRoot, out) {
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.statSync(path, { throwIfNoEntry: false });
+      } catch (e) {
+        return -Math.abs((e as NodeJS.ErrnoException).errno ?? E.EIO);
+      }
+      if (!st) return -E.ENOENT;
+      out[0] = st.dev;
+      out[1] = st.ino;
+      out[2] = st.size;
+      out[3] = st.mtimeMs;
+      out[4] = st.isFile() ? 1 : 0;
+      if (realRoot === null) return 0;
+      if (process.platform !== 'linux') return -E.ENOSYS; // no name for an open descriptor: not confirmed
+      let real: string;
+      try {
+        real = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      } catch (e) {
+        return -Math.abs((e as NodeJS.ErrnoException).errno ?? E.EIO);
+      }
+      const inside = real.startsWith('/') && (real === realRoot || real.startsWith(realRoot.endsWith('/') ? realRoot : `${realRoot}/`));
+      return inside ? 0 : 1;
+    },
+
     advise(fd) {
       // posix_fadvise: EBADF for a closed or O_PATH descriptor, ESPIPE for a pipe.
       let st: fs.Stats;

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { contentType } from './mime';
 import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
@@ -119,10 +120,11 @@ export interface ServeFileOptions {
    * inode identify the file exactly; files with inode numbers beyond 2^53
    * are not cached.)
    *
-   * With the cache, a small body (at most 256 KiB) whose range cachestat(2)
-   * reports fully resident is read on the JS thread (a copy from the page
-   * cache, no disk wait) and written with the headers in one `res.end()`:
-   * `zeroCopy: false`. Other bodies go as before (zero-copy, off the loop).
+   * With the cache, a small body (at most 256 KiB) that the page cache holds
+   * is read on the JS thread with `preadv2(RWF_NOWAIT)` (a copy from the
+   * page cache that fails rather than wait for the disk) and written with
+   * the headers in one `res.end()`: `zeroCopy: false`. Other bodies go as
+   * before (zero-copy, off the loop).
    *
    * `true` (the default) uses `{ maxEntries: 256, maxBytes: 64 MiB }`;
    * `false` opens, checks and closes the file on every request. Calls with
@@ -223,7 +225,7 @@ export async function serveFile(
     const hit = cache.lookup(target, opts.root);
     if (hit) {
       try {
-        const r = await serveOpen(served, hit.entry.input.fd, hit.meta, true);
+        const r = await serveOpen(served, hit.entry.input.fd, hit.meta, hit.entry);
         if (r !== RETRY) return r;
       } finally {
         cache.release(hit.entry);
@@ -249,7 +251,7 @@ export async function serveFile(
     }
     if (!meta.isFile) return fail(res, 404);
     entry = cache?.insert(target, input, meta); // the cache owns the descriptor from here
-    const r = await serveOpen(served, input.fd, meta, cache !== undefined);
+    const r = await serveOpen(served, input.fd, meta, cache ? entry ?? { cached: false } : false);
     if (r !== RETRY) return r;
     // The file changed between fstat and the read: describe it again, and
     // answer without the fast path (which is the only one that retries).
@@ -284,6 +286,28 @@ interface Meta {
   ino: number;
   size: number;
   mtimeMs: number;
+  /** Header values derived from the fields above, made once per Meta (a cache hit reuses its entry's Meta while size and mtime hold). */
+  derived?: Derived;
+}
+
+/** Validator and type header values for one version of one file. */
+interface Derived {
+  etag: string;
+  /** mtime in whole seconds (HTTP dates have no more). */
+  mtime: number;
+  lastModified: string;
+  contentType: string;
+}
+
+function derive(meta: Meta, target: string): Derived {
+  const mtimeMs = Math.floor(meta.mtimeMs);
+  const mtime = Math.floor(mtimeMs / 1000);
+  return {
+    etag: `W/"${meta.size.toString(16)}-${mtimeMs.toString(16)}"`,
+    mtime,
+    lastModified: new Date(mtime * 1000).toUTCString(),
+    contentType: contentType(target),
+  };
 }
 
 function toMeta(st: fs.Stats): Meta {
@@ -305,17 +329,24 @@ const SLAB_MIN = 8 << 10;
 const MAX_SLABS = 16;
 
 /** The response for an open, checked regular file: validators, ranges, the body. */
-async function serveOpen(s: Served, fd: number, meta: Meta, fast: boolean): Promise<ServeFileResult | typeof RETRY> {
+/**
+ * How a small body may be sent: `false`, never read on the JS thread; else
+ * it may be, and `cached` says whether the last read of this file there
+ * found its range in the page cache (then it is read straight away, else
+ * cachestat is asked first: a read of an uncached range, though it never
+ * waits, would start the disk's readahead from the event loop).
+ */
+type FastPath = false | { cached: boolean };
+
+async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Promise<ServeFileResult | typeof RETRY> {
   const { req, res, useEtag, useLastModified, maxAge } = s;
   const size = meta.size;
-  const mtimeMs = Math.floor(meta.mtimeMs);
-  const etag = `W/"${size.toString(16)}-${mtimeMs.toString(16)}"`;
-  const mtime = Math.floor(mtimeMs / 1000); // HTTP dates have whole seconds
+  const { etag, mtime, lastModified, contentType: type } = (meta.derived ??= derive(meta, s.target));
   const headers: http.OutgoingHttpHeaders = {
-    'cache-control': `public, max-age=${maxAge}`,
+    'cache-control': maxAge === 0 ? 'public, max-age=0' : `public, max-age=${maxAge}`,
   };
   if (useEtag) headers.etag = etag;
-  if (useLastModified) headers['last-modified'] = new Date(mtime * 1000).toUTCString();
+  if (useLastModified) headers['last-modified'] = lastModified;
 
   const h = req.headers;
   // Preconditions (RFC 9110 section 13.2.2), in order.
@@ -337,7 +368,7 @@ async function serveOpen(s: Served, fd: number, meta: Meta, fast: boolean): Prom
   }
 
   headers['accept-ranges'] = 'bytes';
-  headers['content-type'] = contentType(s.target);
+  headers['content-type'] = type;
   let statusCode = 200;
   let start = 0;
   let count = size;
@@ -354,36 +385,66 @@ async function serveOpen(s: Served, fd: number, meta: Meta, fast: boolean): Prom
       headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
     }
   }
-  if (fast && count > 0 && count <= FAST_MAX && req.method !== 'HEAD' && resident(fd, start, count)) {
-    // The range is in the page cache: reading it here is a memory copy, no
+  if (fast && count > 0 && count <= FAST_MAX && req.method !== 'HEAD') {
+    // Read the range here if the page cache holds it all: a memory copy, no
     // disk wait. The headers and the body then leave in one write, through
     // res.end() (so wrapped responses, TLS and pipelining work as usual).
+    // Otherwise the body goes zero-copy from pagewarm's threads, below.
     const slab = count > SLAB_MIN ? slabs.pop() ?? Buffer.allocUnsafeSlow(FAST_MAX) : undefined;
     const body = slab ? slab.subarray(0, count) : Buffer.allocUnsafe(count);
-    let got: number;
-    try {
-      got = fs.readSync(fd, body, 0, count, start);
-    } catch {
-      got = -1;
-    }
-    if (got !== count) {
-      if (slab) slabs.push(slab);
-      return RETRY; // truncated (or unreadable) since the stat
-    }
-    headers['content-length'] = count;
-    res.writeHead(statusCode, headers);
-    await new Promise<void>((resolve) => {
-      res.once('close', resolve);
-      res.end(body, () => {
-        // The body is in the kernel now: the slab can serve another response.
-        if (slab && slabs.length < MAX_SLABS) slabs.push(slab);
-        resolve();
+    const got = fast.cached || !fastPathAvailable || resident(fd, start, count) ? readResident(fd, body, start) : NOT_CACHED;
+    fast.cached = got === count;
+    if (got === count) {
+      headers['content-length'] = count;
+      res.writeHead(statusCode, headers);
+      await new Promise<void>((resolve) => {
+        res.once('close', resolve);
+        res.end(body, () => {
+          // The body is in the kernel now: the slab can serve another response.
+          if (slab && slabs.length < MAX_SLABS) slabs.push(slab);
+          resolve();
+        });
       });
-    });
-    return { statusCode, bytes: count, zeroCopy: false };
+      return { statusCode, bytes: count, zeroCopy: false };
+    }
+    if (slab) slabs.push(slab);
+    // A short read of a range the cache holds (or none at all) is a file
+    // truncated since the stat: start over.
+    if (got !== NOT_CACHED) return RETRY;
   }
   const sent = await respond(res, { fd, close: async () => undefined }, start, count, statusCode, headers, undefined);
   return { statusCode, bytes: sent.bytes, zeroCopy: sent.zeroCopy };
+}
+
+/** readResident's answer when the page cache does not hold the whole range (or it cannot tell). */
+const NOT_CACHED = -1;
+
+/**
+ * Fills `body` from the file at `start` if the page cache holds the whole
+ * range, without ever waiting for the disk: the byte count (less than
+ * body.length when the file has become shorter, or when only the start of
+ * the range is cached), or NOT_CACHED when the start is not cached.
+ *
+ * preadv2(RWF_NOWAIT) where the file system supports it (one system call,
+ * and nothing can be reclaimed between a check and the read); elsewhere
+ * cachestat, then a read.
+ */
+function readResident(fd: number, body: Buffer, start: number): number {
+  if (nowaitReads) {
+    const got = binding.readCached(fd, body, 0, body.length, start);
+    // A short count is the end of the file or a later page not cached: the
+    // caller starts over either way, which is right for both.
+    if (!isNativeFailure(got)) return got;
+    if (got.errno === EAGAIN) return NOT_CACHED;
+    if (got.errno !== EOPNOTSUPP && got.errno !== EINVAL) return 0; // an error reading: treat as changed, start over
+    // The file system cannot read without waiting: check, then read (below).
+  }
+  if (!resident(fd, start, body.length)) return NOT_CACHED;
+  try {
+    return fs.readSync(fd, body, 0, body.length, start);
+  } catch {
+    return 0;
+  }
 }
 
 /** Whether cachestat(2) reports `[start, start + count)` fully resident (never true when it cannot tell). */
@@ -393,6 +454,8 @@ function resident(fd: number, start: number, count: number): boolean {
   return !isNativeFailure(r) && r.source !== 'unknown' && r.resident !== null && r.resident >= r.pages;
 }
 const fastPathAvailable = isNative && binding.capabilities().cachestat;
+const nowaitReads = isNative;
+const { EAGAIN, EOPNOTSUPP, EINVAL } = osConstants.errno;
 
 // ---------------------------------------------------------------------------
 // The open-file cache.
@@ -407,7 +470,12 @@ interface Entry {
   /** Out of the cache: close once refs reaches 0. */
   dropped: boolean;
   lastUsed: number;
+  /** The last read on the JS thread found the range in the page cache (see {@link FastPath}). */
+  cached: boolean;
 }
+
+/** revalidate()'s answer: [dev, ino, size, mtimeMs, isFile]. One per thread, used synchronously. */
+const statScratch = new Float64Array(5);
 
 const DEFAULT_MAX_ENTRIES = 256;
 const DEFAULT_MAX_BYTES = 64 << 20;
@@ -433,19 +501,29 @@ class OpenFileCache {
   lookup(target: string, root: string | undefined): { entry: Entry; meta: Meta } | undefined {
     const entry = this.entries.get(target);
     if (!entry) return undefined;
-    let meta: Meta;
-    try {
-      const st = fs.statSync(target, { throwIfNoEntry: false });
-      if (!st) throw new Error('gone');
-      meta = toMeta(st);
-      if (meta.dev !== entry.meta.dev || meta.ino !== entry.meta.ino || !meta.isFile) throw new Error('replaced');
-      if (root !== undefined && !confinedSync(entry.input.fd, root)) throw new Error('outside root');
-    } catch {
+    let realRoot: string | null = null;
+    if (root !== undefined) {
+      const known = realRoots.get(root);
+      if (known === undefined) {
+        this.drop(target);
+        return undefined;
+      }
+      realRoot = known;
+    }
+    const st = statScratch;
+    const status = binding.revalidate(target, entry.input.fd, realRoot, st);
+    // Gone, replaced (another inode now has the name), no longer a regular
+    // file, or its descriptor's file is no longer inside root: drop it.
+    if (status !== 0 || st[0] !== entry.meta.dev || st[1] !== entry.meta.ino || st[4] !== 1) {
       this.drop(target);
       return undefined;
     }
-    this.bytes += meta.size - entry.meta.size;
-    entry.meta = meta;
+    let meta = entry.meta;
+    if (st[2] !== meta.size || st[3] !== meta.mtimeMs) {
+      this.bytes += st[2] - meta.size;
+      meta = { isFile: true, dev: meta.dev, ino: meta.ino, size: st[2], mtimeMs: st[3] };
+      entry.meta = meta;
+    }
     entry.refs++;
     entry.lastUsed = Date.now();
     this.entries.delete(target); // most recently used: last
@@ -460,7 +538,7 @@ class OpenFileCache {
     if (meta.size > this.maxBytes || this.entries.has(target) || !Number.isSafeInteger(meta.ino) || !Number.isSafeInteger(meta.dev)) {
       return undefined;
     }
-    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: Date.now() };
+    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: Date.now(), cached: false };
     this.entries.set(target, entry);
     this.bytes += meta.size;
     this.trim(entry);
@@ -824,12 +902,6 @@ async function confined(fd: number, opened: string, root: string): Promise<boole
   if (realRoot !== undefined && inside(real, realRoot)) return true;
   const again = await realRootOf(root, true);
   return again !== undefined && again !== realRoot && inside(real, again);
-}
-
-/** {@link confined} for a cache hit, synchronously: the cached real root must already be known. */
-function confinedSync(fd: number, root: string): boolean {
-  const realRoot = realRoots.get(root);
-  return realRoot !== undefined && inside(openedPath(fd), realRoot);
 }
 
 function statusForOpenError(err: unknown): number {

@@ -38,13 +38,26 @@ export interface Binding {
   residency(fd: number, offset: number, length: number, id: number): Promise<NativeResidency> | NativeFailure;
   residencySync(fd: number, offset: number, length: number): NativeResidency | NativeFailure;
   advise(fd: number, offset: number, length: number, advice: number): undefined | NativeFailure;
+  /**
+   * Reads `[position, position + length)` into `buffer` at `offset`, only
+   * what the page cache already holds (preadv2 with RWF_NOWAIT): EAGAIN when
+   * the first page is not cached, a short count when a later one is not. The
+   * fallback cannot tell and always answers EAGAIN.
+   */
+  readCached(fd: number, buffer: Buffer, offset: number, length: number, position: number): number | NativeFailure;
+  /**
+   * For a cached descriptor: stat(path) into `out` as [dev, ino, size,
+   * mtimeMs, isFile 1/0] and, with a realRoot, whether fd's file lies inside
+   * it. Returns 0 (ok), 1 (outside realRoot) or a negative errno.
+   */
+  revalidate(path: string, fd: number, realRoot: string | null, out: Float64Array): number;
   send(outFd: number, inFd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
   sendSync(outFd: number, inFd: number, offset: number, length: number): number | NativeFailure;
   cancel(id: number): void;
   configure(threads: number, chunkSize: number): undefined | NativeFailure;
   stats(): NativeStats;
   capabilities(): { cachestat: boolean; pageSize: number };
-  setTestFlags?(flags: { forceReadFallback?: boolean }): void;
+  setTestFlags?(flags: { forceReadFallback?: boolean; noNowaitReads?: boolean }): void;
 }
 
 /** Finds the package root from wherever this file was compiled to. */

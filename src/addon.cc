@@ -44,6 +44,8 @@ Binding::Binding(Napi::Env env, Napi::Object exports) {
       InstanceMethod("residency", &Binding::Residency),
       InstanceMethod("residencySync", &Binding::ResidencySync),
       InstanceMethod("advise", &Binding::Advise),
+      InstanceMethod("readCached", &Binding::ReadCached),
+      InstanceMethod("revalidate", &Binding::Revalidate),
       InstanceMethod("send", &Binding::Send),
       InstanceMethod("sendSync", &Binding::SendSync),
       InstanceMethod("openFile", &Binding::OpenFile),
@@ -115,6 +117,8 @@ Napi::Value Binding::SetTestFlags(const Napi::CallbackInfo& info) {
     Napi::Object o = info[0].As<Napi::Object>();
     if (o.Has("forceReadFallback"))
       SetForceReadFallback(o.Get("forceReadFallback").ToBoolean().Value());
+    if (o.Has("noNowaitReads"))
+      SetNoNowaitReads(o.Get("noNowaitReads").ToBoolean().Value());
   }
   return info.Env().Undefined();
 }

@@ -32,6 +32,9 @@ class Binding : public Napi::Addon<Binding> {
   Napi::Value Residency(const Napi::CallbackInfo& info);
   Napi::Value ResidencySync(const Napi::CallbackInfo& info);
   Napi::Value Advise(const Napi::CallbackInfo& info);
+  // bind_cached.cc
+  Napi::Value ReadCached(const Napi::CallbackInfo& info);
+  Napi::Value Revalidate(const Napi::CallbackInfo& info);
   // bind_send.cc
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value SendSync(const Napi::CallbackInfo& info);
@@ -45,6 +48,9 @@ class Binding : public Napi::Addon<Binding> {
   Napi::Value Capabilities(const Napi::CallbackInfo& info);
   Napi::Value SetTestFlags(const Napi::CallbackInfo& info);
 };
+
+// setTestFlags({ noNowaitReads }) (bind_cached.cc).
+void SetNoNowaitReads(bool on);
 
 // Reads argument i as an integer-valued number; throws TypeError otherwise.
 bool ArgInt64(const Napi::CallbackInfo& info, size_t i, int64_t* out);

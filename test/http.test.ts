@@ -12,6 +12,10 @@ import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { serveFile, sendFileResponse, closeServeFileCache, contentType, capabilities, evict, type ServeFileResult } from '../lib/index';
 import { scratch, randomFile, fdCount, sleep, compiledLib, MiB } from './send-helpers';
+import { binding } from '../lib/native';
+import { constants as osConstants } from 'node:os';
+
+const osErrno = osConstants.errno;
 
 t.setTimeout(120_000); // generous: the machine is shared; it takes about 10 s alone
 const base = scratch('pagewarm-http-');
@@ -556,6 +560,16 @@ t.test('open-file cache: confinement is checked again on every hit (symlinks swa
   fs.rmSync(join(croot, 'dir'));
   fs.symlinkSync('real', join(croot, 'dir'));
   t.equal((await cget('/dir/x.txt')).body.toString(), 'inside x\n', 'swapped back: served');
+  // The cached file itself moved out of root and reached again through a
+  // symlink at its old name: stat(path) still finds the same inode, but it
+  // no longer lies inside root.
+  fs.writeFileSync(join(croot, 'moving.txt'), `${SECRET} moving\n`);
+  for (let i = 0; i < 2; i++) t.equal((await cget('/moving.txt')).status, 200, 'moving.txt: served (and cached) while inside');
+  fs.renameSync(join(croot, 'moving.txt'), join(outside, 'moved.txt'));
+  fs.symlinkSync('../outside/moved.txt', join(croot, 'moving.txt'));
+  const moved = await cget('/moving.txt');
+  t.equal(moved.status, 404, 'the same inode, moved outside root: 404');
+  t.notOk(moved.body.includes(SECRET), 'no byte of it');
 });
 
 t.test('open-file cache: bounded by maxEntries and maxBytes; cache: false keeps nothing open; options checked', async (t) => {
@@ -634,6 +648,32 @@ t.test('fast path: a small resident body is copied with its headers; a cold one 
   t.equal(r.status, 206);
   t.equal(sha(r.body), sha(data.subarray(100_000 - 777)), 'a range: exact bytes');
   t.match(res, { statusCode: 206, bytes: 777, zeroCopy: false });
+  // Only the first half in the page cache: the read that never waits gets a
+  // short count and the request starts over. (That read also starts the
+  // kernel's readahead for the rest, so the second try may find it cached
+  // and copy it, or send it zero-copy: either way, the exact bytes.)
+  [r, res] = await fetch();
+  evict(fd, 49_152);
+  [r, res] = await fetch();
+  t.equal(sha(r.body), sha(data), 'half resident: exact bytes');
+  t.match(res, { statusCode: 200, bytes: 100_000 }, 'half resident: all of it');
+  [r, res] = await fetch();
+  t.equal(sha(r.body), sha(data), 'resident again: exact bytes');
+  t.match(res, { statusCode: 200, bytes: 100_000, zeroCopy: false });
+  if (binding.setTestFlags) {
+    // A file system that cannot read without waiting (preadv2 RWF_NOWAIT:
+    // EOPNOTSUPP): residency is asked first, then the range is read.
+    binding.setTestFlags({ noNowaitReads: true });
+    t.teardown(() => binding.setTestFlags!({ noNowaitReads: false }));
+    [r, res] = await fetch();
+    t.equal(sha(r.body), sha(data), 'without RWF_NOWAIT, resident: exact bytes');
+    t.match(res, { statusCode: 200, bytes: 100_000, zeroCopy: false }, 'without RWF_NOWAIT: still read on the JS thread');
+    evict(fd);
+    [r, res] = await fetch();
+    t.equal(sha(r.body), sha(data), 'without RWF_NOWAIT, cold: exact bytes');
+    t.match(res, { statusCode: 200, bytes: 100_000, zeroCopy: true }, 'without RWF_NOWAIT, cold: zero-copy');
+    binding.setTestFlags({ noNowaitReads: false });
+  }
   // Pipelined: fast-path bodies, zero-copy bodies and errors keep their order on one connection.
   const port = (cacheServer.address() as net.AddressInfo).port;
   const socket = net.connect(port, '127.0.0.1');
@@ -674,4 +714,39 @@ t.test('examples/static-server runs and serves', async (t) => {
   t.match(index, FAST_PATH ? /^GET \/ 200 \d+B copied / : ZERO_COPY ? /^GET \/ 200 \d+B (zero-copy|copied) / : /^GET \/ 200 \d+B copied /, `log line: ${index}`);
   t.match(bigLine, ZERO_COPY ? /^GET \/big\.bin 200 \d+B zero-copy / : /^GET \/big\.bin 200 \d+B copied /, `log line: ${bigLine}`);
   t.match(refused, /^GET \/\.\.\/secret\.txt 403 0B \d/, `log line: ${refused}`);
+});
+
+t.test("serveFile's internal calls: readCached never waits, revalidate answers for a descriptor", async (t) => {
+  const p = join(croot, 'internal.bin');
+  randomFile(p, 64 * 1024);
+  const data = fs.readFileSync(p);
+  const fd = fs.openSync(p, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  const buf = Buffer.alloc(64 * 1024);
+  const got = binding.readCached(fd, buf, 0, buf.length, 0);
+  if (ZERO_COPY) {
+    t.equal(got, buf.length, 'resident: the whole range');
+    t.equal(sha(buf), sha(data), 'the exact bytes');
+    evict(fd);
+    const cold = binding.readCached(fd, buf, 0, 4096, 0);
+    // Nothing reads the file between the evict and this call.
+    t.match(cold, { errno: osErrno.EAGAIN, syscall: 'preadv2' }, 'cold: EAGAIN, no wait');
+    t.match(binding.readCached(1_000_000, buf, 0, 10, 0), { errno: osErrno.EBADF, syscall: 'preadv2' }, 'a bad descriptor: EBADF');
+    t.throws(() => binding.readCached(fd, buf, 10, buf.length, 0), RangeError, 'past the buffer: RangeError, nothing written');
+    t.throws(() => binding.readCached(fd, 'x' as never, 0, 1, 0), TypeError, 'not a Buffer: TypeError');
+  } else {
+    t.match(got, { errno: osErrno.EAGAIN, syscall: 'preadv2' }, 'fallback: cannot tell, never reads here');
+  }
+  const out = new Float64Array(5);
+  const st = fs.statSync(p);
+  t.equal(binding.revalidate(p, fd, null, out), 0, 'no root: stat only');
+  t.same([...out], [st.dev, st.ino, st.size, st.mtimeMs, 1], 'dev, ino, size, mtimeMs (as Node computes it), regular file');
+  const realRoot = fs.realpathSync(croot);
+  t.equal(binding.revalidate(p, fd, realRoot, out), 0, 'inside root');
+  t.equal(binding.revalidate(p, fd, fs.realpathSync(outside), out), 1, 'outside another root');
+  t.equal(binding.revalidate(p, fd, `${realRoot}-not`, out), 1, 'a root that is only a prefix of the name does not contain it');
+  t.equal(binding.revalidate(join(croot, 'no-such'), fd, realRoot, out), -osErrno.ENOENT, 'gone: -ENOENT');
+  t.equal(binding.revalidate(croot, fd, null, out), 0, 'a directory: stat works...');
+  t.equal(out[4], 0, '...and says it is not a regular file');
+  if (ZERO_COPY) t.throws(() => binding.revalidate(p, fd, realRoot, new Float64Array(2)), TypeError, 'a short array: TypeError');
 });

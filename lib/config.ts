@@ -41,6 +41,12 @@ export interface Stats {
   fallbackReads: number;
   /** Warm-ups of O_DIRECT descriptors served through a buffered reopen. */
   directReopens: number;
+  /**
+   * Sends begun on the JS thread with no thread hop: a range of at most
+   * 128 KiB, all in the page cache, to a non-blocking destination (what the
+   * destination does not take at once goes on to pagewarm's threads).
+   */
+  inlineSends: number;
   /** Jobs waiting for a thread. */
   queued: number;
   /** Jobs running a slice now. */

@@ -602,6 +602,7 @@ export function fallbackBinding(): Binding {
       return {
         warmedBytes: counters.warmedBytes,
         fastPathHits: 0,
+        inlineSends: 0,
         residentSkips: 0,
         sendfileChunks: 0,
         fallbackReads: counters.fallbackReads,

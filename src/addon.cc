@@ -95,6 +95,7 @@ Napi::Value Binding::Stats(const Napi::CallbackInfo& info) {
   o.Set("sendfileChunks", num(c.sendfile_chunks.load()));
   o.Set("fallbackReads", num(c.fallback_reads.load()));
   o.Set("directReopens", num(c.direct_reopens.load()));
+  o.Set("inlineSends", num(c.inline_sends.load()));
   o.Set("queued", num(p.queued));
   o.Set("active", num(p.active));
   o.Set("waiting", num(p.waiting));

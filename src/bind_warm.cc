@@ -108,11 +108,13 @@ Napi::Value Binding::WarmSync(const Napi::CallbackInfo& info) {
 
   FileRef file;
   SysResult r = InspectRange(&file, fd, offset, &length);
-  if (r.ok()) r = AdoptForWarming(&file);
   if (!r.ok()) return SysErrorValue(env, r);
-  // At or past the end: 0, as warm() answers (sendfile would say EOVERFLOW
-  // for offsets beyond the filesystem's maximum file size).
-  if (ClampRange(file.size(), offset, length) == 0) return Napi::Number::New(env, 0);
+  // Empty, or at or past the end: 0, as warm() answers (sendfile would say
+  // EOVERFLOW for offsets beyond the filesystem's maximum file size). No
+  // duplicate is needed for that (sendFile checks descriptors this way).
+  if (length == 0 || ClampRange(file.size(), offset, length) == 0) return Napi::Number::New(env, 0);
+  r = AdoptForWarming(&file);
+  if (!r.ok()) return SysErrorValue(env, r);
 
   WarmState state;
   int64_t done = 0;

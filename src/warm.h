@@ -17,6 +17,7 @@ struct WarmCounters {
   std::atomic<int64_t> sendfile_chunks{0}; // chunks warmed with sendfile
   std::atomic<int64_t> fallback_reads{0};  // chunks warmed by read(2)
   std::atomic<int64_t> direct_reopens{0};  // O_DIRECT fds warmed via a reopen
+  std::atomic<int64_t> inline_sends{0};    // sends begun on the JS thread (bind_send.cc)
 };
 WarmCounters& Counters();
 

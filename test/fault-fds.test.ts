@@ -48,12 +48,17 @@ const native = pw.capabilities().native;
   const note = (k) => (tally[k] = (tally[k] || 0) + 1);
   const calls = [];
   for (let i = 0; i < 2000; i++) {
-    const offset = (i * 16384) % (32 << 20);
+    // Scattered (7919 is prime to 2048), so the kernel's readahead for one
+    // warm-up does not make the next ranges resident before their calls:
+    // those would settle on the JS thread and hold no descriptor.
+    const offset = ((i * 7919) % 2048) * 16384;
     calls.push(pw.prepareForRead(fd, offset, 16384).then(
       (n) => note(n === 16384 ? 'warm ok' : 'warm WRONG ' + n),
       (e) => note('warm ' + e.code + ' ' + e.syscall)));
     if (i % 10 === 0) calls.push(pw.residency(fd, offset, 16384).then(() => note('residency ok'), (e) => note('residency ' + e.code + ' ' + e.syscall)));
-    if (i % 20 === 0) calls.push(pw.sendfile(sock._handle.fd, fd, offset, 4096).then((n) => note(n === 4096 ? 'sendfile ok' : 'sendfile WRONG'), (e) => note('sendfile ' + e.code)));
+    // 160 KiB: more than a send begun on the JS thread may be (128 KiB), so
+    // each holds its two duplicates on pagewarm's threads like the warm-ups.
+    if (i % 20 === 0) calls.push(pw.sendfile(sock._handle.fd, fd, offset, 163840).then((n) => note(n === 163840 ? 'sendfile ok' : 'sendfile WRONG'), (e) => note('sendfile ' + e.code)));
   }
   // sendFile opens (or reopens) its source first: refused with EMFILE, the socket untouched.
   const sf = await pw.sendFile(sock, ${JSON.stringify(path)}, { length: 10 }).then(() => 'ok', (e) => e.code + (sock.destroyed ? ' destroyed' : ' socket intact'));

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
 import { sendfile, sendfileSync, stats, evict, capabilities } from '../lib/index';
-import { scratch, randomFile, sha256OfRange, sha256Elsewhere, hashingPeer, hashServer, fdCount, rng, sleep, compiledLib, sendWhileNumberReused, KiB, MiB, GiB } from './send-helpers';
+import { scratch, randomFile, sha256OfRange, sha256Elsewhere, sha256, hashingPeer, hashServer, fdCount, rng, sleep, compiledLib, sendWhileNumberReused, KiB, MiB, GiB } from './send-helpers';
 import { makeSparseFile, fdList } from './helpers';
 
 t.setTimeout(120_000);
@@ -372,6 +372,10 @@ t.test('the open descriptor count is unchanged after 2,000 calls', async (t) => 
   let bytes = 0;
   for (let i = 0; i < 1000; i++) {
     bytes += await sendfile(fdOf(c), fd, i * 97, 4 * KiB);
+    // A small resident range is sent from this thread (no event-loop turn),
+    // and sendfileSync polls a full socket: let the receiver, which runs on
+    // this thread too, drain it.
+    await new Promise(setImmediate);
     bytes += sendfileSync(fdOf(c), fd, i * 89, 512);
     if (i % 100 === 0) {
       await sendfile(fdOf(c), closedFd, 0, 1).catch(() => undefined);
@@ -387,4 +391,72 @@ t.test('the open descriptor count is unchanged after 2,000 calls', async (t) => 
   c.end();
   const got = await server.next();
   t.equal(got.bytes, bytes, 'the receiver got every byte');
+});
+
+t.test('small resident ranges are sent from the JS thread first; the rest, cold, large or blocked ones on the pool', async (t) => {
+  const native = capabilities().native;
+  let accepted: net.Socket | undefined;
+  const server = await hashServer('tcp', dir, (s) => {
+    accepted = s;
+  });
+  t.teardown(() => server.close());
+  const c = await server.connect();
+  const fd = fs.openSync(file, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  const inline = (): number => stats().inlineSends;
+  let expected = '';
+  let bytes = 0;
+  const send = async (offset: number, length: number): Promise<number> => {
+    const n = await sendfile(fdOf(c), fd, offset, length);
+    t.equal(n, length, `[${offset}, +${length}): all of it`);
+    expected += `${offset}:${length},`;
+    bytes += n;
+    return n;
+  };
+  // Resident, 64 KiB: one inline send (native), no thread hop.
+  fs.readFileSync(file); // every page in the cache
+  let before = inline();
+  await send(0, 64 * KiB);
+  t.equal(inline(), before + (native ? 1 : 0), native ? 'resident 64 KiB: begun on the JS thread' : 'fallback: never');
+  // 128 KiB is the largest range sent that way; one byte more goes to the pool.
+  before = inline();
+  await send(64 * KiB, 128 * KiB);
+  t.equal(inline(), before + (native ? 1 : 0), '128 KiB: still inline');
+  before = inline();
+  await send(192 * KiB, 128 * KiB + 1);
+  t.equal(inline(), before, '128 KiB + 1: on the pool');
+  // Cold: never sent from the JS thread (it could wait for the disk). A
+  // whole 2 MiB-aligned region: DONTNEED skips a large folio it only cuts.
+  evict(fd, 4 * MiB, 2 * MiB);
+  before = inline();
+  await send(4 * MiB, 64 * KiB);
+  t.equal(inline(), before, 'cold range: on the pool');
+  // A full socket: the inline attempt sends what fits and the rest waits in
+  // the poller, completing once the receiver reads again; bytes in order.
+  const parts: Array<[number, number]> = [];
+  for (const p of expected.split(',').filter(Boolean)) parts.push(p.split(':').map(Number) as [number, number]);
+  accepted!.pause();
+  fs.readFileSync(file);
+  before = inline();
+  let blocked: Promise<number> | undefined;
+  for (let pos = 0; !blocked && pos + 100 * KiB <= SIZE; pos += 100 * KiB) {
+    const p = sendfile(fdOf(c), fd, pos, 100 * KiB);
+    parts.push([pos, 100 * KiB]);
+    const r = await Promise.race([p, sleep(100).then(() => 'blocked' as const)]);
+    if (r === 'blocked') blocked = p;
+    else bytes += r;
+  }
+  t.ok(blocked, 'the socket filled: a send waits');
+  if (native) {
+    t.ok(stats().waiting > 0, 'in the poller');
+    t.ok(inline() > before, 'the sends before it, and its first part, went from the JS thread');
+  }
+  accepted!.resume();
+  t.equal(await blocked, 100 * KiB, 'the blocked send completed in full');
+  bytes += 100 * KiB;
+  c.end();
+  const got = await server.next();
+  t.equal(got.bytes, bytes, 'the receiver got every byte');
+  const data = fs.readFileSync(file);
+  t.equal(got.sha256, sha256(...parts.map(([o, n]) => data.subarray(o, o + n))), 'in order, byte-exact');
 });

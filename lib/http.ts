@@ -113,7 +113,9 @@ export interface ServeFileOptions {
    * the cached file (same device and inode, else the path was replaced and
    * is opened afresh; gone: 404), its size and mtime (for Content-Length,
    * ETag and Last-Modified) are taken fresh from that stat, and the
-   * descriptor's real path is checked against root again. File bytes are
+   * descriptor's real path is checked against root again (at most once a
+   * second per file: a file moved out of root and linked back at its old
+   * name is refused within a second). File bytes are
    * never cached: they are read from the live file at send time, so a file
    * modified in place, truncated or replaced is never served stale. (While
    * the descriptor is open its inode number cannot be reused, so device and
@@ -472,7 +474,21 @@ interface Entry {
   lastUsed: number;
   /** The last read on the JS thread found the range in the page cache (see {@link FastPath}). */
   cached: boolean;
+  /** When the descriptor's real path was last found inside root (Date.now()). */
+  confinedAt: number;
 }
+
+/**
+ * How long a cached descriptor's confinement to root is taken as known. Its
+ * identity (stat: same device and inode) is checked on every hit; whether
+ * that file still lies inside root (readlink of /proc/self/fd/N, about 4 us
+ * of a 60 us request) at most this often. What the window allows: the very
+ * file that was served, moved out of root and linked back by a symlink at
+ * its old name, is still served for up to this long. A different file at
+ * the name (a symlink swapped to point elsewhere) fails the identity check
+ * at once and is opened and checked afresh.
+ */
+const CONFINE_RECHECK_MS = 1000;
 
 /** revalidate()'s answer: [dev, ino, size, mtimeMs, isFile]. One per thread, used synchronously. */
 const statScratch = new Float64Array(5);
@@ -501,8 +517,9 @@ class OpenFileCache {
   lookup(target: string, root: string | undefined): { entry: Entry; meta: Meta } | undefined {
     const entry = this.entries.get(target);
     if (!entry) return undefined;
+    const now = Date.now();
     let realRoot: string | null = null;
-    if (root !== undefined) {
+    if (root !== undefined && now - entry.confinedAt >= CONFINE_RECHECK_MS) {
       const known = realRoots.get(root);
       if (known === undefined) {
         this.drop(target);
@@ -524,8 +541,9 @@ class OpenFileCache {
       meta = { isFile: true, dev: meta.dev, ino: meta.ino, size: st[2], mtimeMs: st[3] };
       entry.meta = meta;
     }
+    if (realRoot !== null) entry.confinedAt = now;
     entry.refs++;
-    entry.lastUsed = Date.now();
+    entry.lastUsed = now;
     this.entries.delete(target); // most recently used: last
     this.entries.set(target, entry);
     this.trim(entry);
@@ -538,7 +556,8 @@ class OpenFileCache {
     if (meta.size > this.maxBytes || this.entries.has(target) || !Number.isSafeInteger(meta.ino) || !Number.isSafeInteger(meta.dev)) {
       return undefined;
     }
-    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: Date.now(), cached: false };
+    const now = Date.now(); // serveFile checked confinement just before inserting
+    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: now, cached: false, confinedAt: now };
     this.entries.set(target, entry);
     this.bytes += meta.size;
     this.trim(entry);
@@ -837,24 +856,34 @@ async function notModified(res: http.ServerResponse, headers: http.OutgoingHttpH
 // ---------------------------------------------------------------------------
 // Paths and confinement.
 
+/** `resolve(root)` per root string, at most 64. */
+const resolvedRoots = new Map<string, string>();
+
 /** The file system path for a request path, or the status that refuses it. */
 function resolveTarget(path: string, root: string | undefined): string | number {
   let p = path;
   if (root !== undefined) {
     const cut = p.search(/[?#]/);
     if (cut >= 0) p = p.slice(0, cut);
-    try {
-      p = decodeURIComponent(p);
-    } catch {
-      return 400; // malformed percent-encoding
+    if (p.includes('%')) {
+      try {
+        p = decodeURIComponent(p);
+      } catch {
+        return 400; // malformed percent-encoding
+      }
     }
   }
   if (p.includes('\0')) return 400;
   // Backslashes are not separators on Linux, but a "..\\" is never a
   // legitimate request either: refuse dot-dot segments split on both.
-  if (p.split(/[\\/]/).includes('..')) return 403;
+  if (p.includes('..') && p.split(/[\\/]/).includes('..')) return 403;
   if (root === undefined) return p === '' ? 404 : p;
-  const base = resolvePath(root);
+  let base = resolvedRoots.get(root);
+  if (base === undefined) {
+    base = resolvePath(root); // relative roots resolve against the cwd of their first use
+    if (resolvedRoots.size >= 64) resolvedRoots.clear();
+    resolvedRoots.set(root, base);
+  }
   const full = join(base, p);
   if (full !== base && !full.startsWith(base.endsWith(sep) ? base : base + sep)) return 403;
   return full;

@@ -37,6 +37,7 @@ import { constants as osConstants, endianness, release } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import type { Binding, NativeResidency, NativeStats } from './native';
 import type { NativeFailure } from './errors';
+import { inside } from './paths';
 
 const E = osConstants.errno;
 const SCRATCH = 1 << 20;
@@ -463,11 +464,12 @@ export function fallbackBinding(): Binding {
     },
 
     revalidate(path, fd, realRoot, out) {
+      const negErrno = (e: unknown): number => -Math.abs((e as NodeJS.ErrnoException).errno ?? E.EIO);
       let st: fs.Stats | undefined;
       try {
         st = fs.statSync(path, { throwIfNoEntry: false });
       } catch (e) {
-        return -Math.abs((e as NodeJS.ErrnoException).errno ?? E.EIO);
+        return negErrno(e);
       }
       if (!st) return -E.ENOENT;
       out[0] = st.dev;
@@ -481,10 +483,9 @@ export function fallbackBinding(): Binding {
       try {
         real = fs.readlinkSync(`/proc/self/fd/${fd}`);
       } catch (e) {
-        return -Math.abs((e as NodeJS.ErrnoException).errno ?? E.EIO);
+        return negErrno(e);
       }
-      const inside = real.startsWith('/') && (real === realRoot || real.startsWith(realRoot.endsWith('/') ? realRoot : `${realRoot}/`));
-      return inside ? 0 : 1;
+      return inside(real, realRoot) ? 0 : 1;
     },
 
     advise(fd) {

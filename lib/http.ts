@@ -8,8 +8,9 @@ import { realpath } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
+import { join, resolve as resolvePath, sep } from 'node:path';
 import { contentType } from './mime';
+import { inside } from './paths';
 import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
 import { invalidArgType, type CodedError } from './errors';
 import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, type FileLike } from './validate';
@@ -330,7 +331,6 @@ const slabs: Buffer[] = [];
 const SLAB_MIN = 8 << 10;
 const MAX_SLABS = 16;
 
-/** The response for an open, checked regular file: validators, ranges, the body. */
 /**
  * How a small body may be sent: `false`, never read on the JS thread; else
  * it may be, and `cached` says whether the last read of this file there
@@ -340,6 +340,7 @@ const MAX_SLABS = 16;
  */
 type FastPath = false | { cached: boolean };
 
+/** The response for an open, checked regular file: validators, ranges, the body. */
 async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Promise<ServeFileResult | typeof RETRY> {
   const { req, res, useEtag, useLastModified, maxAge } = s;
   const size = meta.size;
@@ -907,11 +908,6 @@ async function realRootOf(root: string, fresh: boolean): Promise<string | undefi
   if (realRoots.size >= 64) realRoots.clear();
   realRoots.set(root, real);
   return real;
-}
-
-function inside(real: string, realRoot: string): boolean {
-  if (!isAbsolute(real)) return false;
-  return real === realRoot || real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep);
 }
 
 /** Where a descriptor's file really is: on Linux the kernel's name for the opened file (no race with a swapped symlink). */

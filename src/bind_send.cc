@@ -61,6 +61,13 @@ class OutRef {
   bool nonblocking_ = false;
 };
 
+// A failure reason ({errno, syscall, ...}) that also says how much reached
+// the destination before it: callers need to know.
+Napi::Value WithBytesSent(Napi::Value reason, int64_t sent) {
+  reason.As<Napi::Object>().Set("bytesSent", Napi::Number::New(reason.Env(), static_cast<double>(sent)));
+  return reason;
+}
+
 // Ranges up to this size whose pages are all in the page cache are sent
 // from the JS thread, once, before any thread hop: see Binding::Send.
 constexpr int64_t kInlineSendMax = 128 << 10;
@@ -162,9 +169,7 @@ class SendJob : public Job {
       napi_resolve_deferred(env, deferred, Napi::Number::New(env, static_cast<double>(sent_before + done_)));
       return;
     }
-    // Callers need to know how much reached the destination before it failed.
-    reason.As<Napi::Object>().Set("bytesSent", Napi::Number::New(env, static_cast<double>(sent_before + done_)));
-    napi_reject_deferred(env, deferred, reason);
+    napi_reject_deferred(env, deferred, WithBytesSent(reason, sent_before + done_));
   }
 
   FileRef file;
@@ -306,9 +311,7 @@ Napi::Value Binding::Send(const Napi::CallbackInfo& info) {
     r = SendSome(job->out.fd(), job->file.fd(), offset, length, &eof, &would_block);
     if (!r.ok()) {
       no_sigpipe.Saw(r);
-      Napi::Object o = SysErrorValue(env, r).As<Napi::Object>();
-      o.Set("bytesSent", Napi::Number::New(env, static_cast<double>(r.value)));
-      return o;
+      return WithBytesSent(SysErrorValue(env, r), r.value);
     }
     if (eof || r.value >= length) return Napi::Number::New(env, static_cast<double>(r.value));
     job->sent_before = r.value;
@@ -346,9 +349,7 @@ Napi::Value Binding::SendSync(const Napi::CallbackInfo& info) {
     done += r.value;
     if (!r.ok()) {
       no_sigpipe.Saw(r);
-      Napi::Object o = SysErrorValue(env, r).As<Napi::Object>();
-      o.Set("bytesSent", Napi::Number::New(env, static_cast<double>(done)));
-      return o;
+      return WithBytesSent(SysErrorValue(env, r), done);
     }
     if (eof) break;
     if (would_block) {

@@ -7,7 +7,11 @@ import { toIntInRange, toOptions } from './validate';
 
 /** Options for {@link configure}. */
 export interface ConfigureOptions {
-  /** pagewarm's native threads, 1..256. Default 4, or env PAGEWARM_THREADS. */
+  /**
+   * pagewarm's native threads, 1..256. Default: one per CPU the process may
+   * run on (`os.availableParallelism()`), at least 2 and at most 4; or env
+   * PAGEWARM_THREADS.
+   */
   threads?: number;
   /** Bytes warmed or sent per slice before a job yields to others: 4 KiB..1 GiB. Default 8 MiB. */
   chunkSize?: number;

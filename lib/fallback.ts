@@ -33,7 +33,7 @@
  * own duplicate, would see EPIPE or ECONNRESET from a peer that went away).
  */
 import * as fs from 'node:fs';
-import { constants as osConstants, endianness, release } from 'node:os';
+import { availableParallelism, constants as osConstants, endianness, release } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import type { Binding, NativeResidency, NativeStats } from './native';
 import type { NativeFailure } from './errors';
@@ -192,6 +192,11 @@ interface Destination {
   nonBlocking: boolean;
 }
 
+/** The native pool's default size: one per CPU, at least 2, at most 4 (see src/pool.cc). */
+function defaultThreads(): number {
+  return Math.min(4, Math.max(2, availableParallelism()));
+}
+
 /** A counting semaphore, first come first served: the fallback's "threads". */
 class Slots {
   private free: number;
@@ -267,7 +272,7 @@ export function fallbackBinding(): Binding {
   const cancelled = new Set<number>();
   const running = new Set<number>();
   let chunkSize = 8 << 20;
-  let threads = 4;
+  let threads = defaultThreads();
   const slots = new Slots(threads);
   const page = pageSize();
   const residencySyscall = residencySyscallName();

@@ -3,6 +3,9 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include <uv.h>
+
+#include <algorithm>
 #include <unordered_set>
 
 #include "env_queue.h"
@@ -11,8 +14,17 @@
 namespace pagewarm {
 
 namespace {
-constexpr size_t kDefaultThreads = 4;
 constexpr int64_t kDefaultChunk = 8 << 20;
+
+// One thread per CPU this process may run on, at least 2 and at most 4. A
+// warm-up of a fast disk is kernel CPU work (page allocation, the device's
+// completions), so more runnable threads than CPUs take the event loop's
+// CPU: on 2 CPUs, with 4 threads an fs.stat's p99 during warm-ups was over
+// twice its idle p99 in 3 of 7 runs of bench/isolation.ts, with 2 threads in
+// none of 7, and the warm-ups took as long (BENCHMARKS.md). 2 keeps one slow disk read from holding the whole pool.
+size_t DefaultThreads() {
+  return std::clamp<size_t>(uv_available_parallelism(), 2, 4);
+}
 }  // namespace
 
 Pool& Pool::Get() {
@@ -20,7 +32,7 @@ Pool& Pool::Get() {
   return *pool;
 }
 
-Pool::Pool() : target_(kDefaultThreads), chunk_size_(kDefaultChunk) {
+Pool::Pool() : target_(DefaultThreads()), chunk_size_(kDefaultChunk) {
   poller_ = new Poller(this);
 }
 

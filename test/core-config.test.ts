@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { configure, stats, capabilities, prepareForRead, evict } from '../lib/index';
 import { scratchDir, makeFile, threadIds, dropCache } from './helpers';
 
@@ -16,6 +17,8 @@ const file = makeFile(join(dir, 'f'), 1 << 20);
 /** Live pool threads, named pagewarm-0, pagewarm-1, ... */
 const workers = (): number => threadIds('pagewarm-').length - threadIds('pagewarm-poll').length;
 const caps = capabilities();
+/** The documented default pool size: one per CPU, at least 2, at most 4. */
+const byDefault = Math.min(4, Math.max(2, availableParallelism()));
 
 t.test('the pool starts on first use and resizes', async (t) => {
   if (!caps.native) return fallbackPool(t);
@@ -23,8 +26,8 @@ t.test('the pool starts on first use and resizes', async (t) => {
   t.teardown(() => fs.closeSync(fd));
   evict(fd);
   await prepareForRead(fd); // cold: a pool job
-  t.equal(stats().threads, 4, 'four threads by default');
-  t.equal(workers(), 4, 'four live pagewarm-N threads');
+  t.equal(stats().threads, byDefault, `${byDefault} threads by default (${availableParallelism()} CPUs)`);
+  t.equal(workers(), byDefault, 'as many live pagewarm-N threads');
   t.equal(threadIds('pagewarm-poll').length, 1, 'one poller thread');
   configure({ threads: 7 });
   t.equal(workers(), 7, 'grown to 7');
@@ -50,9 +53,9 @@ async function fallbackPool(t: Test): Promise<void> {
   t.teardown(() => fs.closeSync(fd));
   evict(fd);
   dropCache(fd); // evict is a no-op here
-  t.equal(stats().threads, 4, 'four "threads" by default');
+  t.equal(stats().threads, byDefault, `${byDefault} "threads" by default (${availableParallelism()} CPUs)`);
   const warmups = Array.from({ length: 8 }, () => prepareForRead(fd));
-  t.match(stats(), { active: 4, queued: 4 }, 'four reads in flight, the rest queued');
+  t.match(stats(), { active: byDefault, queued: 8 - byDefault }, 'that many reads in flight, the rest queued');
   t.same(await Promise.all(warmups), Array(8).fill(1 << 20));
   t.match(stats(), { active: 0, queued: 0 }, 'nothing left');
   t.same(threadIds('pagewarm-'), [], 'no pagewarm-N or poller thread: the reads run on the libuv pool');
@@ -93,9 +96,25 @@ t.test('PAGEWARM_THREADS sets the pool size; a bad value is ignored with a warni
       env: { ...process.env, PAGEWARM_THREADS: value },
       encoding: 'utf8',
     });
-  const two = run('2');
-  t.equal(two.stdout.trim(), '2');
+  const three = run('3');
+  t.equal(three.stdout.trim(), '3');
   const bad = run('lots');
-  t.equal(bad.stdout.trim(), '4', 'the default stays');
+  t.equal(bad.stdout.trim(), String(byDefault), 'the default stays');
   t.match(bad.stderr, /PAGEWARM_THREADS=lots ignored/);
+});
+
+t.test('the default pool size follows the CPUs the process may run on', async (t) => {
+  // taskset is util-linux's, like fincore, which .ci/run installs.
+  const threadsOn = (cpus: string) => {
+    const env = { ...process.env };
+    delete env.PAGEWARM_THREADS;
+    const r = spawnSync('taskset', ['-c', cpus, process.execPath, '-e',
+      `const os = require('node:os'); console.log(os.availableParallelism(), require(${JSON.stringify(dist)}).stats().threads)`],
+      { env, encoding: 'utf8' });
+    t.equal(r.status, 0, r.stderr);
+    return r.stdout.trim().split(' ').map(Number);
+  };
+  t.same(threadsOn('0'), [1, 2], 'one CPU: 2 threads, so one slow read never holds the whole pool');
+  const all = `0-${availableParallelism() - 1}`;
+  t.same(threadsOn(all), [availableParallelism(), byDefault], `${availableParallelism()} CPUs: ${byDefault}`);
 });

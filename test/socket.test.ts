@@ -558,6 +558,52 @@ t.test('warm pipelining: chunks N+1 (and N+2) warm while chunk N is sent', async
   t.ok(at('send 1 start') > at('send 0 done'), 'chunks are sent in order, one at a time');
 });
 
+t.test('a zero-copy range of one chunk is one job: no separate warm-up', async (t) => {
+  const chunk = 1 * MiB;
+  const calls: string[] = [];
+  const mocked = (zeroCopySend: boolean) =>
+    t.mockRequire<typeof import('../lib/socket')>('../lib/socket', {
+      '../lib/native': native,
+      '../lib/config': { ...config, capabilities: () => ({ ...config.capabilities(), zeroCopySend }) },
+      '../lib/warm': {
+        prepareForRead: async (_fd: number, offset: number, length: number) => {
+          calls.push(`warm ${offset}+${length}`);
+          return Math.max(0, Math.min(length, SIZE - offset));
+        },
+      },
+      '../lib/send': {
+        sendRange: async (_out: number, _in: number, offset: number, length: number) => {
+          calls.push(`send ${offset}+${length}`);
+          return Math.max(0, Math.min(length, SIZE - offset));
+        },
+      },
+    }).sendFile;
+  configure({ chunkSize: chunk });
+  t.teardown(() => configure({ chunkSize: 8 * MiB }));
+  const server = await hashServer('tcp', dir);
+  t.teardown(() => server.close());
+  const c = await server.connect();
+  t.teardown(() => c.destroy());
+  const zeroCopy = mocked(true);
+  const run = async (opts: { offset?: number; length?: number; warm?: boolean }, send = zeroCopy): Promise<string[]> => {
+    calls.length = 0;
+    await send(c, file, opts);
+    return [...calls];
+  };
+  t.same(await run({ offset: 5, length: chunk }), [`send 5+${chunk}`], 'exactly one chunk: sent at once');
+  t.same(await run({ length: 4096 }), ['send 0+4096'], 'less than a chunk: the same');
+  t.same(await run({ length: chunk + 1 }), [`warm 0+${chunk}`, `warm ${chunk}+1`, `send 0+${chunk}`, `send ${chunk}+1`],
+    'one byte more: warmed chunk by chunk, as before');
+  const toEnd = await run({});
+  t.same(toEnd.slice(0, 3), [`warm 0+${chunk}`, `warm ${chunk}+${chunk}`, `warm ${2 * chunk}+${chunk}`],
+    'to the end of the file (length not given): warmed, as before');
+  t.equal(toEnd.filter((e) => e.startsWith('send')).length, Math.ceil(SIZE / chunk), 'every chunk sent');
+  // The copying path reads on the libuv pool, which must never wait for the
+  // disk: it still warms first, whatever the size.
+  const copying = mocked(false);
+  t.same(await run({ length: 4096 }, copying), ['warm 0+4096'], 'copying: warmed first, then read and written');
+});
+
 t.test('a cold file is warmed on pagewarm threads as it is sent', async (t) => {
   const server = await hashServer('tcp', dir);
   t.teardown(() => server.close());

@@ -6,15 +6,15 @@
  *             producer's ack) wait for the disk.
  *   stream    fs.createReadStream piped to the socket: idiomatic Node. Reads
  *             run on the libuv pool and every byte is copied through a Buffer.
- *   pagewarm  the LINE fix: the range is made resident on pagewarm's threads
- *             (prepareForRead's mechanism), then sent from the page cache
- *             with zero-copy sendfile(2) by `sendFile`, never on the event loop.
+ *   pagewarm  the LINE fix, KAFKA-7504's shape: `prepareForRead` makes the
+ *             range resident on pagewarm's threads, then `sendFile` sends it
+ *             from the page cache with zero-copy sendfile(2), never on the
+ *             event loop.
  *
  * `blocking` uses pagewarm's `sendfileSync` on the socket's descriptor,
- * `pagewarm` its `sendFile(socket, fd, { offset, length })`, whose default
- * `warm: true` warms each chunk on pagewarm's threads (as prepareForRead does)
- * and pipelines warming with sending.
- */
+ * `pagewarm` `prepareForRead(fd, offset, length)` and then
+ * `sendFile(socket, fd, { offset, length, warm: false })` (the range is
+ * already warm). */
 import { createReadStream } from 'node:fs';
 import type { Socket } from 'node:net';
 import * as pw from '../../lib/index';
@@ -31,10 +31,12 @@ export interface StrategyOptions {
   /**
    * `pagewarm` only, how a FETCH is answered (for measuring the per-request
    * cost of each shape; the benchmark uses the default):
-   *   'sendFile' (default): `sendFile(socket, fd, { warm: true })` warms each
-   *     chunk on pagewarm's threads just before sending it;
-   *   'prepare+sendFile': `await prepareForRead(fd, offset, count)` for the
-   *     whole range first (KAFKA-7504's shape), then `sendFile(..., { warm: false })`;
+   *   'prepare+sendFile' (default): `await prepareForRead(fd, offset, count)`
+   *     for the whole range first (KAFKA-7504's shape), then
+   *     `sendFile(..., { warm: false })`;
+   *   'sendFile': `sendFile(socket, fd, { warm: true })` alone, which warms
+   *     chunk by chunk on pagewarm's threads as it sends (a range of one
+   *     chunk, as a 1 MiB FETCH is, is read and sent by one job there);
    *   'prepare+sendfile': `prepareForRead`, then the header is flushed and the
    *     bytes go by the descriptor-level `sendfile(socketFd, fd, ...)` on
    *     pagewarm's threads, without sendFile's ordering machinery (safe here
@@ -44,7 +46,7 @@ export interface StrategyOptions {
   pagewarmPath?: PagewarmPath;
 }
 
-export const PAGEWARM_PATHS = ['sendFile', 'prepare+sendFile', 'prepare+sendfile'] as const;
+export const PAGEWARM_PATHS = ['prepare+sendFile', 'sendFile', 'prepare+sendfile'] as const;
 export type PagewarmPath = (typeof PAGEWARM_PATHS)[number];
 
 /**
@@ -110,11 +112,10 @@ export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): 
       };
     }
     case 'pagewarm': {
-      if (options.pagewarmPath === 'prepare+sendFile') {
+      if (options.pagewarmPath === 'sendFile') {
         return async (socket, header, fd, offset, count) => {
-          await pw.prepareForRead(fd, offset, count);
-          socket.write(header);
-          await pw.sendFile(socket, fd, { offset, length: count, warm: false });
+          socket.write(header); // sendFile sends after bytes already queued
+          await pw.sendFile(socket, fd, { offset, length: count, warm: true });
         };
       }
       if (options.pagewarmPath === 'prepare+sendfile') {
@@ -125,8 +126,9 @@ export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): 
         };
       }
       return async (socket, header, fd, offset, count) => {
+        await pw.prepareForRead(fd, offset, count);
         socket.write(header); // sendFile sends after bytes already queued
-        await pw.sendFile(socket, fd, { offset, length: count, warm: true });
+        await pw.sendFile(socket, fd, { offset, length: count, warm: false });
       };
     }
   }

@@ -50,6 +50,34 @@ for (const kind of ['tcp', 'unix'] as const) {
   });
 }
 
+t.test('an O_DIRECT source: async and sync, aligned or not, cold or resident, byte-exact', async (t) => {
+  const server = await hashServer('tcp', dir);
+  t.teardown(() => server.close());
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  t.teardown(() => fs.closeSync(fd));
+  const cases: Array<[number, number, boolean]> = [
+    [0, 64 * KiB, true], // small and cold: the pool
+    [0, 64 * KiB, false], // small and resident: may go from the JS thread
+    [4095, 100 * KiB + 1, true],
+    [3 * MiB + 7, 9 * MiB, true], // several chunks
+  ];
+  for (const sync of [false, true]) {
+    // sendfileSync blocks this thread, and the receiver runs on it: only
+    // ranges the socket's buffers take at once (not the 9 MiB one).
+    for (const [offset, length, cold] of sync ? cases.filter(([, n]) => n <= MiB) : cases) {
+      if (cold) evict(fd);
+      const want = sha256OfRange(file, offset, length);
+      const c = await server.connect();
+      const sent = sync ? sendfileSync(fdOf(c), fd, offset, length) : await sendfile(fdOf(c), fd, offset, length);
+      c.end();
+      const got = await server.next();
+      const what = `${sync ? 'sendfileSync' : 'sendfile'} [${offset}, +${length}) ${cold ? 'cold' : 'resident'}`;
+      t.equal(sent, want.bytes, `${what}: resolves with the bytes sent`);
+      t.equal(got.sha256, want.hex, `${what}: sha256 matches`);
+    }
+  }
+});
+
 t.test('a range longer than 2 GiB from a sparse file, and offsets above 4 GiB', async (t) => {
   t.setTimeout(110_000);
   const size = 4 * GiB + 600 * MiB;

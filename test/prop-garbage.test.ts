@@ -309,6 +309,28 @@ async function callOnce(name, isAsync, args, pkg = pw) {
   }
 }
 
+/**
+ * sendfile and sendfileSync write to any descriptor they are given. A number
+ * that names one of Node's own (libuv's signal pipe, its epoll and eventfd
+ * descriptors) is not garbage a library can refuse: it is a valid descriptor
+ * open for writing, and bytes written into it break Node itself. A plain
+ * Node process without pagewarm that does fs.writeSync(fd, junk) into
+ * libuv's signal pipe dies of SIGSEGV (seen: seed 370745890 sent file bytes
+ * to fd 20, a pipe). Such calls are skipped and counted in the summary.
+ */
+function writesIntoNode(name, args, w) {
+  if (name !== 'sendfile' && name !== 'sendfileSync') return false;
+  const out = args[0];
+  if (!Number.isSafeInteger(out) || out < 0 || out > 2 ** 31 - 1) return false;
+  if (Object.values(w.fds).includes(out)) return false;
+  try {
+    fs.fstatSync(out);
+    return true;
+  } catch {
+    return false; // not open: EBADF, which the call must report
+  }
+}
+
 async function main() {
   const w = await world();
   const { value, options, slot } = arbitraries(w);
@@ -337,7 +359,12 @@ async function main() {
       const ctx = callContext(w);
       let r;
       try {
-        r = await callOnce(name, isAsync, await materializeArgs(a, ctx));
+        const args = await materializeArgs(a, ctx);
+        if (writesIntoNode(name, args, w)) {
+          kinds[name + ' -> skipped: a descriptor of Node\'s own'] = (kinds[name + ' -> skipped: a descriptor of Node\'s own'] || 0) + 1;
+          return;
+        }
+        r = await callOnce(name, isAsync, args);
       } finally {
         ctx.cleanup();
       }

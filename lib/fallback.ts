@@ -604,6 +604,10 @@ export function fallbackBinding(): Binding {
       return undefined;
     },
 
+    chunkSize(): number {
+      return chunkSize;
+    },
+
     stats(): NativeStats {
       return {
         warmedBytes: counters.warmedBytes,

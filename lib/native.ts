@@ -56,6 +56,8 @@ export interface Binding {
   cancel(id: number): void;
   configure(threads: number, chunkSize: number): undefined | NativeFailure;
   stats(): NativeStats;
+  /** stats().chunkSize alone, cheaply. */
+  chunkSize(): number;
   capabilities(): { cachestat: boolean; pageSize: number };
   setTestFlags?(flags: { forceReadFallback?: boolean; noNowaitReads?: boolean }): void;
 }

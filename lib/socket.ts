@@ -512,7 +512,7 @@ class SocketSend {
     // reads whatever is cold itself, on pagewarm's threads, and a separate
     // warm-up first would only add a round trip (about 7 us of a 64 KiB
     // send's 70). The copying path keeps it: its reads are on the libuv pool.
-    const chunk = binding.stats().chunkSize;
+    const chunk = binding.chunkSize();
     const warm = this.range.warm && !(out >= 0 && length >= 0 && length <= chunk);
     return pipeline(fd, offset, length, chunk, warm, dropBehind, signal, emit, () => {
       internal(this.socket)._unrefTimer?.call(this.socket);

@@ -54,6 +54,7 @@ Binding::Binding(Napi::Env env, Napi::Object exports) {
       InstanceMethod("cancel", &Binding::Cancel),
       InstanceMethod("configure", &Binding::Configure),
       InstanceMethod("stats", &Binding::Stats),
+      InstanceMethod("chunkSize", &Binding::ChunkSize),
       InstanceMethod("capabilities", &Binding::Capabilities),
       InstanceMethod("setTestFlags", &Binding::SetTestFlags),
   });
@@ -102,6 +103,12 @@ Napi::Value Binding::Stats(const Napi::CallbackInfo& info) {
   o.Set("threads", num(p.threads));
   o.Set("chunkSize", num(Pool::Get().chunk_size()));
   return o;
+}
+
+// chunkSize(): the pool's chunk size alone, for callers on a hot path
+// (sendFile asks once per call): no object, and no pool lock, unlike stats().
+Napi::Value Binding::ChunkSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Pool::Get().chunk_size()));
 }
 
 Napi::Value Binding::Capabilities(const Napi::CallbackInfo& info) {

@@ -45,6 +45,7 @@ class Binding : public Napi::Addon<Binding> {
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Configure(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value ChunkSize(const Napi::CallbackInfo& info);
   Napi::Value Capabilities(const Napi::CallbackInfo& info);
   Napi::Value SetTestFlags(const Napi::CallbackInfo& info);
 };

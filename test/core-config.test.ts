@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { configure, stats, capabilities, prepareForRead, evict } from '../lib/index';
+import { binding } from '../lib/native';
 import { scratchDir, makeFile, threadIds, dropCache } from './helpers';
 
 const dir = scratchDir();
@@ -38,6 +39,7 @@ t.test('the pool starts on first use and resizes', async (t) => {
   t.equal(await prepareForRead(fd, 0, 4 << 20), 1 << 20, 'still works');
   configure({ chunkSize: 1 << 20 });
   t.equal(stats().chunkSize, 1 << 20);
+  t.equal(binding.chunkSize(), 1 << 20, 'the internal chunkSize() (sendFile\'s) agrees');
   configure({ threads: 4, chunkSize: 8 << 20 });
   t.equal(workers(), 4);
   configure({});
@@ -68,6 +70,7 @@ async function fallbackPool(t: Test): Promise<void> {
   t.same(await Promise.all(two), Array(8).fill(1 << 20), 'still works');
   configure({ chunkSize: 1 << 20 });
   t.equal(stats().chunkSize, 1 << 20);
+  t.equal(binding.chunkSize(), 1 << 20, 'the internal chunkSize() (sendFile\'s) agrees');
   configure({ threads: 4, chunkSize: 8 << 20 });
   t.match(stats(), { threads: 4, chunkSize: 8 << 20 });
   configure({});

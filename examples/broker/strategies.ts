@@ -14,7 +14,8 @@
  * `blocking` uses pagewarm's `sendfileSync` on the socket's descriptor,
  * `pagewarm` `prepareForRead(fd, offset, length)` and then
  * `sendFile(socket, fd, { offset, length, warm: false })` (the range is
- * already warm). */
+ * already warm).
+ */
 import { createReadStream } from 'node:fs';
 import type { Socket } from 'node:net';
 import * as pw from '../../lib/index';

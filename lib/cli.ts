@@ -41,7 +41,8 @@ Directories are walked recursively. Options:
   -o, --offset N      start of the range in each file, in bytes (default 0)
   -l, --length N      bytes of the range in each file (default: to the end)
                       N may end in K, M, G or T (powers of 1024): 64K, 2G
-  -t, --threads N     pagewarm threads, 1-256 (default 4, or PAGEWARM_THREADS)
+  -t, --threads N     pagewarm threads, 1-256 (default: one per CPU, 2 to 4,
+                      or PAGEWARM_THREADS)
   -L, --dereference   follow symbolic links (default: skip them)
       --cross-mounts  enter directories on other filesystems (default: stay
                       on each PATH's filesystem)

@@ -1,7 +1,7 @@
 // sendFile(socket, file): bytes exact and in order with the socket's own
 // writes, a slow receiver never blocks the event loop, failures leave the
 // socket in the documented state, TLS and the fallback copy.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -515,6 +515,37 @@ t.test('closing the descriptor right after the call does not change what is sent
   t.equal(got.sha256, sha256OfRange(file, 0, SIZE).hex, 'every byte came from the original file');
 });
 
+/**
+ * sendFile from a fresh copy of lib/socket whose warm-ups and sends are the
+ * given functions, with zero-copy forced on or off (so the pipelining logic
+ * runs in the fallback too). The binding is this test's own, so configure()
+ * reaches it.
+ */
+function sendFileWithMocks(
+  t: Test,
+  zeroCopySend: boolean,
+  warm: (offset: number, length: number) => Promise<number>,
+  send: (offset: number, length: number) => Promise<number>,
+): typeof sendFile {
+  return t.mockRequire<typeof import('../lib/socket')>('../lib/socket', {
+    '../lib/native': native,
+    '../lib/config': { ...config, capabilities: () => ({ ...config.capabilities(), zeroCopySend }) },
+    '../lib/warm': { prepareForRead: async (_fd: number, offset: number, length: number) => warm(offset, length) },
+    '../lib/send': { sendRange: async (_out: number, _in: number, offset: number, length: number) => send(offset, length) },
+  }).sendFile;
+}
+
+/** A TCP connection to a hashing server, with the pool's chunk size set for the test. */
+async function clientWithChunkSize(t: Test, chunk: number): Promise<net.Socket> {
+  configure({ chunkSize: chunk });
+  t.teardown(() => configure({ chunkSize: 8 * MiB }));
+  const server = await hashServer('tcp', dir);
+  t.teardown(() => server.close());
+  const c = await server.connect();
+  t.teardown(() => c.destroy());
+  return c;
+}
+
 t.test('warm pipelining: chunks N+1 (and N+2) warm while chunk N is sent', async (t) => {
   const events: string[] = [];
   const chunk = 1 * MiB;
@@ -523,37 +554,17 @@ t.test('warm pipelining: chunks N+1 (and N+2) warm while chunk N is sent', async
   const open = (name: string): void => {
     gates.get(name)?.();
   };
-  // The pipelining is the same whichever way bytes move; the zero-copy branch
-  // is forced (sendRange is mocked), so this runs in the fallback too. The
-  // binding is this test's own, so configure() below reaches it.
-  const { sendFile: mockedSendFile } = t.mockRequire<typeof import('../lib/socket')>('../lib/socket', {
-    '../lib/native': native,
-    '../lib/config': { ...config, capabilities: () => ({ ...config.capabilities(), zeroCopySend: true }) },
-    '../lib/warm': {
-      prepareForRead: async (_fd: number, offset: number, length: number) => {
-        const i = offset / chunk;
-        events.push(`warm ${i} start`);
-        await gate(`warm ${i}`);
-        events.push(`warm ${i} done`);
-        return length;
-      },
-    },
-    '../lib/send': {
-      sendRange: async (_out: number, _in: number, offset: number, length: number) => {
-        const i = offset / chunk;
-        events.push(`send ${i} start`);
-        await gate(`send ${i}`);
-        events.push(`send ${i} done`);
-        return length;
-      },
-    },
-  });
-  configure({ chunkSize: chunk });
-  t.teardown(() => configure({ chunkSize: 8 * MiB }));
-  const server = await hashServer('tcp', dir);
-  t.teardown(() => server.close());
-  const c = await server.connect();
-  t.teardown(() => c.destroy());
+  // The pipelining is the same whichever way bytes move: zero-copy forced.
+  /** A warm-up or send of chunk i that records its start and waits for its gate. */
+  const stage = (kind: 'warm' | 'send') => async (offset: number, length: number): Promise<number> => {
+    const i = offset / chunk;
+    events.push(`${kind} ${i} start`);
+    await gate(`${kind} ${i}`);
+    events.push(`${kind} ${i} done`);
+    return length;
+  };
+  const mockedSendFile = sendFileWithMocks(t, true, stage('warm'), stage('send'));
+  const c = await clientWithChunkSize(t, chunk);
   const p = mockedSendFile(c, file, { length: 3 * chunk });
   const step = async (name: string): Promise<void> => {
     for (let i = 0; i < 200 && !gates.has(name); i++) await sleep(2);
@@ -583,29 +594,17 @@ t.test('warm pipelining: chunks N+1 (and N+2) warm while chunk N is sent', async
 t.test('a zero-copy range of one chunk is one job: no separate warm-up', async (t) => {
   const chunk = 1 * MiB;
   const calls: string[] = [];
-  const mocked = (zeroCopySend: boolean) =>
-    t.mockRequire<typeof import('../lib/socket')>('../lib/socket', {
-      '../lib/native': native,
-      '../lib/config': { ...config, capabilities: () => ({ ...config.capabilities(), zeroCopySend }) },
-      '../lib/warm': {
-        prepareForRead: async (_fd: number, offset: number, length: number) => {
-          calls.push(`warm ${offset}+${length}`);
-          return Math.max(0, Math.min(length, SIZE - offset));
-        },
-      },
-      '../lib/send': {
-        sendRange: async (_out: number, _in: number, offset: number, length: number) => {
-          calls.push(`send ${offset}+${length}`);
-          return Math.max(0, Math.min(length, SIZE - offset));
-        },
-      },
-    }).sendFile;
-  configure({ chunkSize: chunk });
-  t.teardown(() => configure({ chunkSize: 8 * MiB }));
-  const server = await hashServer('tcp', dir);
-  t.teardown(() => server.close());
-  const c = await server.connect();
-  t.teardown(() => c.destroy());
+  const inFile = (offset: number, length: number): number => Math.max(0, Math.min(length, SIZE - offset));
+  const mocked = (zeroCopySend: boolean) => sendFileWithMocks(t, zeroCopySend,
+    async (offset, length) => {
+      calls.push(`warm ${offset}+${length}`);
+      return inFile(offset, length);
+    },
+    async (offset, length) => {
+      calls.push(`send ${offset}+${length}`);
+      return inFile(offset, length);
+    });
+  const c = await clientWithChunkSize(t, chunk);
   const zeroCopy = mocked(true);
   const run = async (opts: { offset?: number; length?: number; warm?: boolean }, send = zeroCopy): Promise<string[]> => {
     calls.length = 0;

@@ -1,6 +1,14 @@
 /**
- * send: a hot 1 GiB file over loopback TCP to a discarding receiver
- * (bench/c/sink.c, a separate process).
+ * send: a hot 1 GiB file over TCP to a discarding receiver (bench/c/sink.c,
+ * a separate process), on two networks:
+ *
+ *   loopback   the receiver on 127.0.0.1 (the issue's setting): the kernel
+ *              hands each segment to the receiver on the sender's CPU
+ *   veth       the receiver in a network namespace of its own, behind a
+ *              veth pair with a 1500-byte MTU (bench/lib/veth.ts; needs root
+ *              and iproute2, skipped with the reason otherwise): segmented
+ *              and reassembled as a NIC would, a closer stand-in for a
+ *              file server's real sends
  *
  *   pagewarm sendFile          zero-copy sendfile(2) on pagewarm's threads
  *   pipeline, 1 MiB chunks     stream.pipeline(fs.createReadStream(f, { highWaterMark: 1 MiB }), socket)
@@ -18,7 +26,10 @@
  * vs pagewarm's fd-level sendfile(socketFd) vs sendfileSync vs a read stream
  * piped with end:false (what the broker's `stream` strategy does).
  *
- * usage: bench/send.ts [--smoke] [--reps=N] [--size=MiB]
+ * The per-call table is measured on loopback only.
+ *
+ * usage: bench/send.ts [--smoke] [--reps=N] [--size=MiB] [--net=all|loopback|veth]
+ *        (default all: loopback, then veth where it can be made)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -32,6 +43,7 @@ import {
   compileC, cpuSeconds, gbps, makeFile, median, MiB, nowMs, pairedRatio, parseFlags, printTable, printTargets, removeFile,
   rotate, saveResults, target, TMP_DIR, type Flags, type Target,
 } from './lib/common';
+import { VethPair } from './lib/veth';
 
 const sendFile = pw.capabilities().zeroCopySend ? pw.sendFile : undefined;
 
@@ -44,9 +56,20 @@ interface Sample {
   bytes: number;
 }
 
+/** A network to send over: where the receiver listens, and how to start it there. */
+interface Net {
+  name: 'loopback' | 'veth';
+  /** The receiver's address. */
+  host: string;
+  /** The sink's command line. */
+  sink: [string, string[]];
+  /** How the run is described in its table. */
+  what: string;
+}
+
 /** The sink: a child process printing "port N", then "bytes N" per connection. */
-async function startSink(bin: string, maxSeconds: number) {
-  const child = spawn(bin, [String(maxSeconds)], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startSink([bin, args]: [string, string[]]) {
+  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const queue: string[] = [];
   const waiters: ((l: string) => void)[] = [];
@@ -68,9 +91,9 @@ async function startSink(bin: string, maxSeconds: number) {
   return { port, next, stop: () => child.stdin!.end() };
 }
 
-function connected(port: number): Promise<Socket> {
+function connected(port: number, host: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => resolve(s));
+    const s = connect(port, host, () => resolve(s));
     s.once('error', reject);
   });
 }
@@ -82,16 +105,16 @@ function finished(socket: Socket): Promise<void> {
   });
 }
 
-async function runMethod(method: Method, path: string, size: number, port: number, cref: string | null): Promise<Sample | null> {
+async function runMethod(method: Method, path: string, size: number, port: number, host: string, cref: string | null): Promise<Sample | null> {
   if (method.startsWith('C ')) {
     if (!cref) return null;
-    const r = spawnSync(cref, [String(port), path, method === 'C sendfile ref' ? 'sendfile' : 'rw'], { encoding: 'utf8' });
+    const r = spawnSync(cref, [String(port), path, method === 'C sendfile ref' ? 'sendfile' : 'rw', host], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`send_ref failed: ${r.stderr}`);
     const o = JSON.parse(r.stdout) as { bytes: number; wall: number; cpu: number };
     return { wall: o.wall, cpu: o.cpu, bytes: o.bytes };
   }
   if (method === 'pagewarm sendFile' && !sendFile) return null;
-  const socket = await connected(port);
+  const socket = await connected(port, host);
   const fh = await open(path, 'r');
   try {
     const c0 = cpuSeconds();
@@ -138,7 +161,7 @@ async function perCall(path: string, size: number, port: number, next: () => Pro
       for (let round = 0; round < 2; round++) {
         for (const m of round ? [...PER_CALL].reverse() : PER_CALL) {
           if (m.startsWith('sendFile') && !sendFile) continue;
-          const socket = await connected(port);
+          const socket = await connected(port, '127.0.0.1');
           const sfd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
           const one = async (i: number) => {
             const off = (i % slots) * range;
@@ -184,19 +207,99 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   const smoke = flags.smoke;
   const size = Number(flags.raw.size ?? (smoke ? 16 : 1024)) * MiB;
   const reps = flags.reps ?? (smoke ? 1 : 5);
+  const want = flags.raw.net ?? 'all';
+  if (!['all', 'loopback', 'veth'].includes(want)) throw new Error(`--net must be all, loopback or veth, not ${want}`);
   const sinkBin = compileC('sink');
   const cref = compileC('send_ref');
   if (!sinkBin) throw new Error('cannot build bench/c/sink.c');
   const methods = ALL.filter((m) => (m === 'pagewarm sendFile' ? !!sendFile : m.startsWith('C ') ? !!cref : true));
   if (!sendFile) console.log(`pagewarm sendFile skipped: no zero-copy send here (${pw.capabilities().fallbackReason})`);
+
+  const nets: Net[] = [];
+  if (want !== 'veth') nets.push({ name: 'loopback', host: '127.0.0.1', sink: [sinkBin, ['3600', '127.0.0.1']], what: 'over 127.0.0.1' });
+  let pair: VethPair | null = null;
+  let vethSkipped: string | null = null;
+  if (want !== 'loopback') {
+    const p = VethPair.create();
+    if (typeof p === 'string') {
+      vethSkipped = p;
+      console.log(`\nsend over veth skipped: ${p}`);
+      if (want === 'veth') throw new Error(`--net=veth: ${p}`);
+    } else {
+      pair = p;
+      nets.push({
+        name: 'veth', host: p.peerAddress, sink: p.inside(sinkBin, ['3600', p.peerAddress]),
+        what: `over a veth pair to another network namespace (${p.hostAddress} -> ${p.peerAddress}, MTU 1500)`,
+      });
+    }
+  }
+
   const path = makeFile(join(TMP_DIR, `pagewarm-bench-send-${process.pid}`), size);
-  const sink = await startSink(sinkBin, 3600);
-  const samples: Record<string, Sample[]> = {};
-  for (const m of methods) samples[m] = [];
+  const results: Partial<Record<Net['name'], Record<string, Sample[]>>> = {};
   const targets: Target[] = [];
   let calls: PerCall[] = [];
   try {
-    console.log(`\nsend: hot ${size / MiB} MiB file over 127.0.0.1 to a discarding C receiver, ${reps} rotated repetitions`);
+    for (const net of nets) {
+      results[net.name] = await sendOver(net, methods, path, size, reps, cref);
+      if (net.name === 'loopback') {
+        const sink = await startSink(net.sink);
+        try {
+          calls = await perCall(path, size, sink.port, sink.next, smoke);
+        } finally {
+          sink.stop();
+        }
+      }
+    }
+  } finally {
+    removeFile(path);
+    pair?.destroy();
+  }
+  for (const net of nets) {
+    const samples = results[net.name]!;
+    const best = samples['pipeline, 1 MiB chunks'];
+    const ref = samples['C sendfile ref'] ?? [];
+    const tput = (s: Sample[]) => s.map((x) => x.bytes / x.wall);
+    printTable(`send ${size / MiB} MiB ${net.what} (medians of ${reps})`,
+      ['method', 'GB/s', 'wall ms', 'sender CPU ms', 'CPU s/GiB', 'GB/s vs pipeline 1 MiB', 'CPU vs pipeline 1 MiB', 'GB/s vs C sendfile'],
+      methods.map((m) => {
+        const s = samples[m];
+        return [m, gbps(size, median(s.map((x) => x.wall))), median(s.map((x) => x.wall)) * 1000, median(s.map((x) => x.cpu)) * 1000,
+          median(s.map((x) => x.cpu)) / (size / 2 ** 30),
+          pairedRatio(tput(s), tput(best)), pairedRatio(s.map((x) => x.cpu), best.map((x) => x.cpu)),
+          ref.length ? pairedRatio(tput(s), tput(ref)) : NaN];
+      }));
+    const pwS = samples['pagewarm sendFile'];
+    if (pwS?.length) {
+      const t = pairedRatio(tput(pwS), tput(best));
+      targets.push(target('send throughput: sendFile / pipeline 1 MiB', '>= 1.5', t, t >= 1.5, net.name));
+      const c = pairedRatio(pwS.map((x) => x.cpu), best.map((x) => x.cpu));
+      targets.push(target('send CPU: sendFile / pipeline 1 MiB', '<= 0.6', c, c <= 0.6, net.name));
+      if (ref.length) {
+        const r = pairedRatio(tput(ref), tput(pwS));
+        targets.push(target('send throughput: C sendfile / sendFile', '<= 1.25', r, r <= 1.25, net.name));
+      }
+    }
+  }
+  if (calls.length) {
+    printTable('one range per call on one connection over 127.0.0.1, calls awaited in turn (hot file; mean of two rounds)',
+      ['method', 'range', 'us per call', 'CPU us per call', 'MB/s'],
+      calls.map((c) => [c.method, c.range >= MiB ? `${c.range / MiB} MiB` : `${c.range / 1024} KiB`, c.wallUs, c.cpuUs, c.range / c.wallUs]));
+  }
+  printTargets(targets);
+  const file = saveResults('send', smoke, {
+    sizeBytes: size, reps, nets: nets.map((n) => ({ name: n.name, what: n.what })), vethSkipped,
+    samples: results.loopback ?? {}, vethSamples: results.veth ?? null, perCall: calls, targets, sendFileAvailable: !!sendFile,
+  });
+  console.log(`\nresults: ${file}`);
+}
+
+/** The whole-file sends over one network: an untimed pass, then `reps` rotated repetitions. */
+async function sendOver(net: Net, methods: Method[], path: string, size: number, reps: number, cref: string | null): Promise<Record<string, Sample[]>> {
+  const samples: Record<string, Sample[]> = {};
+  for (const m of methods) samples[m] = [];
+  const sink = await startSink(net.sink);
+  try {
+    console.log(`\nsend: hot ${size / MiB} MiB file ${net.what} to a discarding C receiver, ${reps} rotated repetitions`);
     const warm = async () => {
       const fh = await open(path, 'r');
       await pw.prepareForRead(fh);
@@ -204,52 +307,22 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
     };
     for (const m of methods) { // untimed pass: JIT, connection paths
       await warm();
-      await runMethod(m, path, size, sink.port, cref);
+      await runMethod(m, path, size, sink.port, net.host, cref);
       await sink.next();
     }
     for (let rep = 0; rep < reps; rep++) {
       for (const m of rotate(methods, rep)) {
         await warm();
-        const s = await runMethod(m, path, size, sink.port, cref);
+        const s = await runMethod(m, path, size, sink.port, net.host, cref);
         const got = Number((await sink.next()).split(' ')[1]);
-        if (got !== size) throw new Error(`${m}: the receiver got ${got} bytes, not ${size}`);
+        if (got !== size) throw new Error(`${m} ${net.what}: the receiver got ${got} bytes, not ${size}`);
         if (s) samples[m].push(s);
       }
     }
-    calls = await perCall(path, size, sink.port, sink.next, smoke);
   } finally {
     sink.stop();
-    removeFile(path);
   }
-  const best = samples['pipeline, 1 MiB chunks'];
-  const ref = samples['C sendfile ref'] ?? [];
-  const tput = (s: Sample[]) => s.map((x) => x.bytes / x.wall);
-  printTable(`send ${size / MiB} MiB over loopback (medians of ${reps})`,
-    ['method', 'GB/s', 'wall ms', 'sender CPU ms', 'CPU s/GiB', 'GB/s vs pipeline 1 MiB', 'CPU vs pipeline 1 MiB', 'GB/s vs C sendfile'],
-    methods.map((m) => {
-      const s = samples[m];
-      return [m, gbps(size, median(s.map((x) => x.wall))), median(s.map((x) => x.wall)) * 1000, median(s.map((x) => x.cpu)) * 1000,
-        median(s.map((x) => x.cpu)) / (size / 2 ** 30),
-        pairedRatio(tput(s), tput(best)), pairedRatio(s.map((x) => x.cpu), best.map((x) => x.cpu)),
-        ref.length ? pairedRatio(tput(s), tput(ref)) : NaN];
-    }));
-  printTable('one range per call on one connection, calls awaited in turn (hot file; mean of two rounds)',
-    ['method', 'range', 'us per call', 'CPU us per call', 'MB/s'],
-    calls.map((c) => [c.method, c.range >= MiB ? `${c.range / MiB} MiB` : `${c.range / 1024} KiB`, c.wallUs, c.cpuUs, c.range / c.wallUs]));
-  const pwS = samples['pagewarm sendFile'];
-  if (pwS?.length) {
-    const t = pairedRatio(tput(pwS), tput(best));
-    targets.push(target('send throughput: sendFile / pipeline 1 MiB', '>= 1.5', t, t >= 1.5));
-    const c = pairedRatio(pwS.map((x) => x.cpu), best.map((x) => x.cpu));
-    targets.push(target('send CPU: sendFile / pipeline 1 MiB', '<= 0.6', c, c <= 0.6));
-    if (ref.length) {
-      const r = pairedRatio(tput(ref), tput(pwS));
-      targets.push(target('send throughput: C sendfile / sendFile', '<= 1.25', r, r <= 1.25));
-    }
-  }
-  printTargets(targets);
-  const file = saveResults('send', smoke, { sizeBytes: size, reps, samples, perCall: calls, targets, sendFileAvailable: !!sendFile });
-  console.log(`\nresults: ${file}`);
+  return samples;
 }
 
 if (require.main === module) {

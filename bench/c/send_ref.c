@@ -1,10 +1,10 @@
 /*
- * C reference for the send benchmark: connects to 127.0.0.1:PORT and sends a
+ * C reference for the send benchmark: connects to ADDRESS:PORT and sends a
  * whole file with a blocking sendfile(2) loop (or, with "rw", a read(2) +
  * write(2) loop through a 1 MiB buffer). Prints one JSON line: bytes, wall
  * and CPU seconds of the loop (connection set-up excluded).
  *
- * usage: send_ref PORT FILE [sendfile|rw]
+ * usage: send_ref PORT FILE [sendfile|rw [ADDRESS]]   (ADDRESS: IPv4, default 127.0.0.1)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -21,7 +21,7 @@
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s PORT FILE [sendfile|rw]\n", argv[0]);
+    fprintf(stderr, "usage: %s PORT FILE [sendfile|rw [ADDRESS]]\n", argv[0]);
     return 2;
   }
   int rw = argc > 3 && strcmp(argv[3], "rw") == 0;
@@ -36,6 +36,10 @@ int main(int argc, char **argv) {
   a.sin_family = AF_INET;
   a.sin_port = htons(atoi(argv[1]));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (argc > 4 && inet_pton(AF_INET, argv[4], &a.sin_addr) != 1) {
+    fprintf(stderr, "send_ref: not an IPv4 address: %s\n", argv[4]);
+    return 2;
+  }
   if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
     perror("connect");
     return 1;

@@ -1,11 +1,11 @@
 /*
- * A discarding TCP receiver for the send benchmark: listens on 127.0.0.1
+ * A discarding TCP receiver for the send benchmark: listens on ADDRESS
  * (an ephemeral port, printed as "port N" on stdout), accepts connections one
  * at a time, reads each into a 1 MiB buffer until the peer closes, and
  * prints "bytes N" per connection. Exits when stdin closes (its parent died
  * or is done) or after MAX_SECONDS.
  *
- * usage: sink [MAX_SECONDS]
+ * usage: sink [MAX_SECONDS [ADDRESS]]   (ADDRESS: an IPv4 address, default 127.0.0.1)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -26,6 +26,10 @@ int main(int argc, char **argv) {
   struct sockaddr_in a = {0};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (argc > 2 && inet_pton(AF_INET, argv[2], &a.sin_addr) != 1) {
+    fprintf(stderr, "sink: not an IPv4 address: %s\n", argv[2]);
+    return 2;
+  }
   if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 16) < 0) {
     perror("listen");
     return 1;

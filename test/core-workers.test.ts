@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { prepareForRead, residencySync, evict, stats, capabilities } from '../lib/index';
-import { scratchDir, makeFile, openFdCount, dropCache, fincoreBytes } from './helpers';
+import { scratchDir, makeFile, openFdCount, dropCache, fincoreBytes, startPagewarm } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
@@ -91,7 +91,8 @@ t.test('a worker terminated with warm-ups in flight, 20 times in a row', async (
   const mainFile = makeFile(join(dir, 'main'), 4 * MiB);
   const mainFd = fs.openSync(mainFile, 'r');
   t.teardown(() => fs.closeSync(mainFd));
-  await prepareForRead(mainFd); // start the pool and /dev/null before counting fds
+  t.ok(await startPagewarm(dir), 'pool and /dev/null open before descriptors are counted');
+  await prepareForRead(mainFd);
   const before = openFdCount();
   for (let round = 0; round < 20; round++) {
     evictFile(path);

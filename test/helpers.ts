@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { capabilities, evict, prepareForRead, stats } from '../lib/index';
 
 /** A fresh scratch directory, removed when the process exits. */
 export function scratchDir(prefix = 'pagewarm-test-'): string {
@@ -47,6 +48,59 @@ export function fincoreBytes(path: string): number {
 /** Open descriptors of this process. */
 export function openFdCount(): number {
   return fs.readdirSync('/proc/self/fd').length;
+}
+
+let starters = 0;
+
+/**
+ * Starts pagewarm's threads and the /dev/null they warm into, before a test
+ * counts descriptors: the first warm-up that reads from disk opens /dev/null
+ * on a pool thread. A resident file settles on the JS thread and starts
+ * nothing, so the starter is a fresh file made cold, warmed again until a
+ * warm-up did read it: an evict can miss a page still in a per-CPU LRU
+ * batch. (Seen twice: a starter that was resident let /dev/null open during
+ * the test and count as a leak, or take the number a test had just closed.)
+ * Returns whether a warm-up read from disk; always true on the fallback,
+ * which has no /dev/null to open.
+ */
+export async function startPagewarm(dir: string): Promise<boolean> {
+  const path = makeFile(join(dir, `starter-${starters++}`), 4096);
+  const fd = fs.openSync(path, 'r');
+  try {
+    if (!capabilities().native) {
+      await prepareForRead(fd);
+      return true;
+    }
+    const chunks = stats().sendfileChunks;
+    for (let i = 0; i < 5 && stats().sendfileChunks === chunks; i++) {
+      evict(fd);
+      await prepareForRead(fd);
+    }
+    return stats().sendfileChunks > chunks;
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(path);
+  }
+}
+
+/** This process's open descriptors as "fd -> target", for saying which one leaked. */
+export function openFds(): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      out.push(`${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`);
+    } catch {
+      /* closed meanwhile (readdir's own descriptor among them) */
+    }
+  }
+  return out;
+}
+
+/** The descriptors in `after` that are not in `before`, and the ones gone. */
+export function fdChanges(before: string[], after: string[]): string {
+  const added = after.filter((x) => !before.includes(x));
+  const gone = before.filter((x) => !after.includes(x));
+  return `opened: ${added.join(', ') || 'none'}; closed: ${gone.join(', ') || 'none'}`;
 }
 
 /** A simulated slow disk for this whole process (all threads), where cgroup v1 blkio allows it. */

@@ -28,7 +28,7 @@ import {
   stats,
   capabilities,
 } from '../lib/index';
-import { scratchDir, openFdCount, cacheJudge, fincoreBytes } from './helpers';
+import { scratchDir, openFdCount, openFds, fdChanges, cacheJudge, fincoreBytes, startPagewarm } from './helpers';
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -88,6 +88,18 @@ const caseArb = sizeArb.chain((size) =>
   }),
 );
 
+/** For a failure message: which pages of the range are neither cached nor evicted now. */
+function missingPages(fd: number, offset: number, length: number): string {
+  const first = Math.floor(offset / PAGE);
+  const last = Math.floor((offset + length - 1) / PAGE);
+  const missing: number[] = [];
+  for (let p = first; p <= last; p++) {
+    const one = residencySync(fd, p * PAGE, PAGE);
+    if (one.residentPages === 0 && (one.evictedPages ?? 0) === 0) missing.push(p);
+  }
+  return `pages ${first}..${last}; missing now: ${missing.length ? missing.join(',') : 'none'}`;
+}
+
 function expected(size: number, r: Range): number {
   const offset = r.offset ?? 0;
   if (offset >= size) return 0;
@@ -98,13 +110,12 @@ let counter = 0;
 
 t.test('prepareForRead returns exactly the bytes in the range, which is then resident', async (t) => {
   t.teardown(() => configure({ threads: 4, chunkSize: 8 * MiB }));
-  const self = fs.openSync(__filename, 'r');
-  evict(self);
-  await prepareForRead(self); // start the pool and open /dev/null before counting fds
-  fs.closeSync(self);
+  t.ok(await startPagewarm(dir), 'pool and /dev/null open before descriptors are counted');
   const fdsBefore = openFdCount();
+  const fdListBefore = openFds();
   let cases = 0;
   let reclaimedSeen = 0;
+  let secondLooks = 0;
   let ranges = 0;
   let bytes = 0;
   await fc.assert(
@@ -124,14 +135,34 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
           const want = expected(size, r);
           if (got !== want) throw new Error(`range ${JSON.stringify(r)} of ${size} bytes: got ${got}, want ${want}`);
           if (want > 0) {
-            const res = residencySync(fd, r.offset ?? 0, want);
+            let res = residencySync(fd, r.offset ?? 0, want);
             // A page missing now may have been read and then reclaimed (this
             // VM reclaims in the background): cachestat counts those as
             // evicted (reclaim leaves a shadow entry; makeCold's DONTNEED does
             // not). A page neither resident nor evicted was never read.
+            //
+            // One exception, measured: with other test processes beside this
+            // one, about one run of this file in 20 has one range with 2-6 of
+            // its hundreds of pages neither resident nor evicted at the first
+            // look (251/253, 1347/1350 and 441/447 pages on 2026-11-26, and
+            // once in CI the day before), and whole at a second cachestat
+            // made at once, microseconds later (3 of 3 such ranges in 60
+            // runs). That looks like the kernel's count wavering, not a page left
+            // unread: pagewarm never removes a page, and reading one from the
+            // disk takes far longer than the second look. A range whose pages
+            // are still missing then fails, and a page a warm-up really
+            // skipped is still missing at the second look in every case that
+            // has no other warm-up over it.
+            if (native && res.bytes === want && res.residentPages! + (res.evictedPages ?? 0) < res.pages) {
+              const again = residencySync(fd, r.offset ?? 0, want);
+              if (again.residentPages! + (again.evictedPages ?? 0) >= again.pages) {
+                secondLooks++;
+                res = again;
+              }
+            }
             const reclaimed = res.evictedPages ?? 0;
             if (native && (res.bytes !== want || res.residentPages! + reclaimed < res.pages)) {
-              throw new Error(`range ${JSON.stringify(r)} of ${size} bytes: ${res.residentPages}/${res.pages} pages resident, ${reclaimed} reclaimed`);
+              throw new Error(`range ${JSON.stringify(r)} of ${size} bytes: ${res.residentPages}/${res.pages} pages resident, ${reclaimed} reclaimed; ${missingPages(fd, r.offset ?? 0, want)}`);
             }
             if (native && reclaimed > 0) reclaimedSeen += reclaimed;
             if (!native) {
@@ -175,9 +206,9 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
     }),
     { numRuns: process.env.PAGEWARM_ASAN === '1' ? 100 : 300, seed, verbose: 1 },
   );
-  t.comment(`${cases} cases, ${ranges} ranges, ${(bytes / MiB).toFixed(1)} MiB warmed and checked; ${reclaimedSeen} pages read and since reclaimed by the kernel`);
+  t.comment(`${cases} cases, ${ranges} ranges, ${(bytes / MiB).toFixed(1)} MiB warmed and checked; ${reclaimedSeen} pages read and since reclaimed by the kernel; ${secondLooks} ranges short at the first look and whole at the second`);
   t.equal(stats().queued + stats().active, 0, 'nothing left in the pool');
-  t.equal(openFdCount(), fdsBefore, 'no descriptor leaked');
+  t.equal(openFdCount(), fdsBefore, `no descriptor leaked (${fdChanges(fdListBefore, openFds())})`);
 });
 
 t.test('chunk size and thread count do not change the answer for one cold file', async (t) => {

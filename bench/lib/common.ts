@@ -247,6 +247,29 @@ export function compileC(name: string): string | null {
   return bin;
 }
 
+const exitTasks = new Set<() => void>();
+
+/**
+ * Runs `task` when the process exits, and on SIGINT, SIGTERM and SIGHUP
+ * (then exits 128 + the signal's number): for cgroups, namespaces and other
+ * state a benchmark leaves on the machine. Tasks must be safe to run twice.
+ */
+export function atExit(task: () => void): void {
+  if (exitTasks.size === 0) {
+    const runAll = (): void => {
+      for (const t of [...exitTasks]) t();
+    };
+    process.on('exit', runAll);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(sig, () => {
+        runAll();
+        process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+      });
+    }
+  }
+  exitTasks.add(task);
+}
+
 /** Sleeps without blocking. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -11,7 +11,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { evictPath, makeFile, MiB, nowMs, removeFile, TMP_DIR, type Flags } from './common';
+import { atExit, evictPath, makeFile, MiB, nowMs, removeFile, TMP_DIR, type Flags } from './common';
 
 const BLKIO = '/sys/fs/cgroup/blkio';
 const PREFIX = 'pagewarm-bench-';
@@ -123,13 +123,7 @@ function removeStale(): void {
 function cleanupAll(): void {
   for (const t of [...live]) t.destroy();
 }
-process.on('exit', cleanupAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
-    cleanupAll();
-    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
-  });
-}
+atExit(cleanupAll);
 
 /** Reads an evicted file with 1 MiB readSync calls in this process; returns MB/s. */
 function coldReadMBps(path: string): number {

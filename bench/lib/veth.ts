@@ -13,6 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { atExit } from './common';
 
 const PREFIX = 'pwbench';
 const live = new Set<VethPair>();
@@ -93,10 +94,4 @@ function removeStale(): void {
 function cleanupAll(): void {
   for (const p of [...live]) p.destroy();
 }
-process.on('exit', cleanupAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
-    cleanupAll();
-    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
-  });
-}
+atExit(cleanupAll);

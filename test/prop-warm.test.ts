@@ -153,15 +153,16 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
             // are still missing then fails, and a page a warm-up really
             // skipped is still missing at the second look in every case that
             // has no other warm-up over it.
-            if (native && res.bytes === want && res.residentPages! + (res.evictedPages ?? 0) < res.pages) {
+            const whole = (x: typeof res): boolean => x.residentPages! + (x.evictedPages ?? 0) >= x.pages;
+            if (native && res.bytes === want && !whole(res)) {
               const again = residencySync(fd, r.offset ?? 0, want);
-              if (again.residentPages! + (again.evictedPages ?? 0) >= again.pages) {
+              if (whole(again)) {
                 secondLooks++;
                 res = again;
               }
             }
             const reclaimed = res.evictedPages ?? 0;
-            if (native && (res.bytes !== want || res.residentPages! + reclaimed < res.pages)) {
+            if (native && (res.bytes !== want || !whole(res))) {
               throw new Error(`range ${JSON.stringify(r)} of ${size} bytes: ${res.residentPages}/${res.pages} pages resident, ${reclaimed} reclaimed; ${missingPages(fd, r.offset ?? 0, want)}`);
             }
             if (native && reclaimed > 0) reclaimedSeen += reclaimed;

@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { serveFile, sendFileResponse, closeServeFileCache, contentType, capabilities, evict, type ServeFileResult } from '../lib/index';
 import { scratch, randomFile, fdCount, sleep, compiledLib, MiB } from './send-helpers';
 import { binding } from '../lib/native';
+import { startPagewarm } from './helpers';
 import { constants as osConstants } from 'node:os';
 
 const osErrno = osConstants.errno;
@@ -35,6 +36,11 @@ fs.symlinkSync('a.txt', join(root, 'link-inside.txt')); // stays in root: served
 fs.symlinkSync('../secret.txt', join(root, 'escape.txt')); // leaves root: refused
 fs.symlinkSync('..', join(root, 'escdir')); // a directory outside root
 execFileSync('mkfifo', [join(root, 'fifo')]);
+// pagewarm's threads and the /dev/null they warm into exist before any test
+// counts descriptors: the first warm-up to read from disk opens it.
+t.before(async () => {
+  await startPagewarm(base);
+});
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 // Native: bodies go by sendfile(2). The portable fallback (PAGEWARM_FORCE_FALLBACK=1,
 // no addon) copies every body through a Buffer and says so with zeroCopy: false.

@@ -27,11 +27,10 @@ import * as fs from 'node:fs';
 import { getEventListeners, setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { prepareForRead, warmFile, residencySync, evict, configure, stats, capabilities } from '../lib/index';
-import { scratchDir, makeFile, dropCache, cacheJudge, fdList } from './helpers';
+import { scratchDir, makeFile, dropCache, cacheJudge, fdList, startPagewarm } from './helpers';
 
 const MiB = 1 << 20;
 const caps = capabilities();
-const PAGE = caps.pageSize;
 const dir = scratchDir();
 const path = makeFile(join(dir, 'storm'), 40 * MiB);
 const fd = fs.openSync(path, 'r');
@@ -52,11 +51,7 @@ process.on('warning', (w) => warnings.push(`${w.name}: ${w.message}`));
 
 let fdsBefore: string[] = [];
 t.before(async () => {
-  // (The fallback has no pool or /dev/null and never counts sendfileChunks: one warm-up.)
-  for (let i = 0, chunks = stats().sendfileChunks; i < (caps.native ? 5 : 1) && stats().sendfileChunks === chunks; i++) {
-    evict(fd);
-    await prepareForRead(fd, 0, PAGE); // starts the pool and opens /dev/null
-  }
+  await startPagewarm(dir); // the pool and its /dev/null
   fdsBefore = fdList();
 });
 t.afterEach(() => configure({ chunkSize: 8 * MiB, threads: 4 }));

@@ -26,8 +26,8 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
-import { sendfile, sendFile, prepareForRead, configure, stats, evict, capabilities } from '../lib/index';
-import { scratchDir, fdList } from './helpers';
+import { sendfile, sendFile, configure, stats, capabilities } from '../lib/index';
+import { scratchDir, fdList, startPagewarm } from './helpers';
 
 const MiB = 1 << 20;
 /** Natively sends to plain sockets are zero-copy; the portable fallback copies. */
@@ -94,12 +94,8 @@ async function settledPool(): Promise<number> {
 let fdsBefore: string[] = [];
 t.before(async () => {
   configure({ chunkSize: MiB });
-  // Start the pool, the poller and /dev/null (opened by the first warm-up
-  // that reads from disk) before counting descriptors.
-  for (let i = 0, chunks = stats().sendfileChunks; i < 5 && stats().sendfileChunks === chunks; i++) {
-    evict(fd);
-    await prepareForRead(fd, 0, 4096);
-  }
+  // Start the pool, /dev/null and the poller before counting descriptors.
+  await startPagewarm(dir);
   const l = await link('tcp', { peerPaused: false });
   await sendFile(l.socket, fd, { length: 4096 });
   l.destroy();

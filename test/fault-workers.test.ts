@@ -29,7 +29,7 @@ import { Worker } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { prepareForRead, evict, stats, configure, capabilities } from '../lib/index';
-import { scratchDir, makeFile, dropCache, fdList } from './helpers';
+import { scratchDir, makeFile, dropCache, fdList, startPagewarm } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
@@ -104,11 +104,7 @@ t.test('a worker terminated with 100 operations in flight, 50 times in a row', a
   const mainFd = fs.openSync(small, 'r');
   t.teardown(() => fs.closeSync(mainFd));
   // Start the pool, the poller and /dev/null before counting descriptors.
-  // (The fallback has no pool, poller or /dev/null and never counts sendfileChunks: one warm-up.)
-  for (let i = 0, chunks = stats().sendfileChunks; i < (caps.native ? 5 : 1) && stats().sendfileChunks === chunks; i++) {
-    evict(mainFd); // can miss a page still in a per-CPU LRU batch: retry until a warm-up read from disk
-    await prepareForRead(mainFd);
-  }
+  await startPagewarm(dir);
   const fdsBefore = fdList();
   const rssBefore = rssMiB();
   let parkedSeen = 0;

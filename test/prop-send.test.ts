@@ -15,8 +15,8 @@ import * as net from 'node:net';
 import { open } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { sendFile, sendfile, prepareForRead, configure, evict, stats, capabilities } from '../lib/index';
-import { scratchDir, fdList } from './helpers';
+import { sendFile, sendfile, configure, evict, stats, capabilities } from '../lib/index';
+import { scratchDir, fdList, startPagewarm } from './helpers';
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -117,12 +117,8 @@ function slice(s: { offset: number; length?: number }): Buffer {
 
 t.test('writes and sendFile calls arrive in call order, byte-exact (sha256)', async (t) => {
   t.teardown(() => configure({ chunkSize: 8 * MiB }));
-  // Start the pool and the poller and open /dev/null before counting fds.
-  // (evict can miss a page still in a per-CPU LRU batch: retry until one warm-up read from disk)
-  for (let i = 0, chunks = stats().sendfileChunks; i < 5 && stats().sendfileChunks === chunks; i++) {
-    evict(fd);
-    await prepareForRead(fd, 0, PAGE);
-  }
+  // Start the pool, /dev/null and the poller before counting fds.
+  await startPagewarm(dir);
   const warmup = await connectPair('tcp');
   await sendFile(warmup.client, fd, { length: PAGE });
   warmup.client.end();

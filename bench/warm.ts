@@ -14,6 +14,8 @@
  * prepareForRead on an already resident 4 KiB and 1 MiB range (the fast path).
  *
  * usage: bench/warm.ts [--smoke] [--disk=both|throttled|unthrottled] [--reps=N] [--size=MiB]
+ *        bench/warm.ts --fast-path-only   the per-call table alone; with
+ *                                         PAGEWARM_FORCE_FALLBACK=1, the portable fallback's
  */
 import { spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -135,7 +137,8 @@ async function fastPathCost(path: string, smoke: boolean): Promise<{ range: stri
     for (const [label, len] of [['4 KiB', 4 * KiB], ['1 MiB', MiB]] as const) {
       const cases: [string, () => Promise<unknown>][] = [
         ['prepareForRead (resident)', () => pw.prepareForRead(fh.fd, 0, len)],
-        ['residencySync (cachestat)', async () => pw.residencySync(fh.fd, 0, len)],
+        ['prepareForReadSync (resident)', async () => pw.prepareForReadSync(fh.fd, 0, len)],
+        [`residencySync (${pw.capabilities().native ? 'cachestat' : 'unknown: no kernel query'})`, async () => pw.residencySync(fh.fd, 0, len)],
         ['fs read of the range (libuv)', () => fh.read(buf, 0, len, 0)],
       ];
       for (const [name, fn] of cases) {
@@ -153,8 +156,30 @@ async function fastPathCost(path: string, smoke: boolean): Promise<{ range: stri
   return out;
 }
 
+function printFastPath(fast: Awaited<ReturnType<typeof fastPathCost>>): void {
+  const binding = pw.capabilities().native ? 'native' : 'portable fallback';
+  printTable(`prepareForRead on an already resident range (per call, awaited one after another) [${binding}]`,
+    ['range', 'call', 'us/call', 'fast-path hits'], fast.map((f) => [f.range, f.method, f.usPerCall, `${f.fastPathHits}/${f.calls}`]));
+}
+
+/** --fast-path-only: the per-call table of a resident 2 MiB file, nothing else. */
+async function fastPathOnly(smoke: boolean): Promise<void> {
+  const path = join(TMP_DIR, `pagewarm-bench-warm-fast-${process.pid}`);
+  makeFile(path, 2 * MiB);
+  try {
+    const fast = await fastPathCost(path, smoke);
+    printFastPath(fast);
+    const native = pw.capabilities().native;
+    const file = saveResults(native ? 'warm-fast-path' : 'warm-fast-path-fallback', smoke, { native, fastPath: fast });
+    console.log(`\nresults: ${file}`);
+  } finally {
+    removeFile(path);
+  }
+}
+
 export async function main(flags: Flags = parseFlags()): Promise<void> {
   const smoke = flags.smoke;
+  if (flags.raw['fast-path-only'] === 'true') return fastPathOnly(smoke);
   const sizeMiB = Number(flags.raw.size ?? (smoke ? 16 : 1024));
   const throttledMiB = Number(flags.raw['throttled-size'] ?? (smoke ? 8 : 128));
   const reps = flags.reps ?? (smoke ? 1 : 5);
@@ -208,8 +233,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
       }
       if (!mode.throttle) {
         fast = await fastPathCost(path, smoke);
-        printTable('prepareForRead on an already resident range (per call, awaited one after another)',
-          ['range', 'call', 'us/call', 'fast-path hits'], fast.map((f) => [f.range, f.method, f.usPerCall, `${f.fastPathHits}/${f.calls}`]));
+        printFastPath(fast);
       }
     }
   } finally {

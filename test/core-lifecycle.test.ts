@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { prepareForRead, prepareForReadSync, residency, residencySync, evict, stats, capabilities, AbortError } from '../lib/index';
-import { scratchDir, makeFile, fincoreBytes, openFdCount, dropCache, cacheJudge, startPagewarm } from './helpers';
+import { scratchDir, makeFile, fincoreBytes, openFdCount, dropCache, cacheJudge, startPagewarm, warmedWhole } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
@@ -38,7 +38,8 @@ t.test('closing the fd while its warm-up is in flight cannot redirect it', async
   const fdB = fs.openSync(b, 'r'); // the kernel hands out the lowest free number
   t.equal(fdB, fdA, 'the number was reused at once');
   t.equal(await warming, 64 * MiB, 'the warm-up finished on the file it was given');
-  t.equal(fincoreBytes(a), 64 * MiB, 'file A is resident');
+  const warmedA = warmedWhole(a);
+  t.ok(warmedA.whole, `every page of file A was read in (${warmedA.counts})`);
   t.ok(fincoreBytes(b) < 8 * MiB, `file B was not warmed (${fincoreBytes(b)} bytes resident)`);
   fs.closeSync(fdB);
 });

@@ -106,19 +106,6 @@ export async function startPagewarm(dir: string): Promise<boolean> {
   }
 }
 
-/** This process's open descriptors as "fd -> target", for saying which one leaked. */
-export function openFds(): string[] {
-  const out: string[] = [];
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      out.push(`${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`);
-    } catch {
-      /* closed meanwhile (readdir's own descriptor among them) */
-    }
-  }
-  return out;
-}
-
 /** The descriptors in `after` that are not in `before`, and the ones gone. */
 export function fdChanges(before: string[], after: string[]): string {
   const added = after.filter((x) => !before.includes(x));

@@ -28,7 +28,7 @@ import {
   stats,
   capabilities,
 } from '../lib/index';
-import { scratchDir, openFdCount, openFds, fdChanges, cacheJudge, fincoreBytes, startPagewarm } from './helpers';
+import { scratchDir, openFdCount, fdList, fdChanges, cacheJudge, fincoreBytes, startPagewarm } from './helpers';
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -112,7 +112,7 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
   t.teardown(() => configure({ threads: 4, chunkSize: 8 * MiB }));
   t.ok(await startPagewarm(dir), 'pool and /dev/null open before descriptors are counted');
   const fdsBefore = openFdCount();
-  const fdListBefore = openFds();
+  const fdListBefore = fdList();
   let cases = 0;
   let reclaimedSeen = 0;
   let secondLooks = 0;
@@ -209,7 +209,7 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
   );
   t.comment(`${cases} cases, ${ranges} ranges, ${(bytes / MiB).toFixed(1)} MiB warmed and checked; ${reclaimedSeen} pages read and since reclaimed by the kernel; ${secondLooks} ranges short at the first look and whole at the second`);
   t.equal(stats().queued + stats().active, 0, 'nothing left in the pool');
-  t.equal(openFdCount(), fdsBefore, `no descriptor leaked (${fdChanges(fdListBefore, openFds())})`);
+  t.equal(openFdCount(), fdsBefore, `no descriptor leaked (${fdChanges(fdListBefore, fdList())})`);
 });
 
 t.test('chunk size and thread count do not change the answer for one cold file', async (t) => {

@@ -59,9 +59,9 @@ function raw(port: number, head: string): Promise<Reply> {
 }
 
 /** A server whose handler passes `req.url` to serveFile, as the README shows. */
-async function startServer(cache: boolean): Promise<{ port: number; close: () => void }> {
+async function startServer(cache: boolean, options: { etag?: boolean; lastModified?: boolean } = {}): Promise<{ port: number; close: () => void }> {
   const server = http.createServer((req, res) => {
-    serveFile(req, res, req.url ?? '/', { root, cache }).catch(() => res.destroy());
+    serveFile(req, res, req.url ?? '/', { root, cache, ...options }).catch(() => res.destroy());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
@@ -130,6 +130,7 @@ function table(etag: string): Row[] {
     ['Range: invalid (last before first), ignored', `${GET_A}\r\nRange: bytes=5-1`, 200, whole, bodyIs(TEXT)],
     ['Range: malformed, ignored', `${GET_A}\r\nRange: bytes=abc`, 200, whole],
     ['Range: another unit, ignored', `${GET_A}\r\nRange: items=0-1`, 200, whole],
+    ['Range: an empty list element (5.6.1) is skipped', `${GET_A}\r\nRange: bytes=0-4,`, 206, { 'content-range': 'bytes 0-4/12' }],
     ['Range: several ranges, the whole file (as before)', `${GET_A}\r\nRange: bytes=0-1,4-5`, 200, whole, bodyIs(TEXT)],
     ['Range on HEAD: ignored', `${HEAD_A}\r\nRange: bytes=0-4`, 200, whole],
     ['Range on HEAD past the end: ignored', `${HEAD_A}\r\nRange: bytes=100-`, 200, whole],
@@ -187,6 +188,28 @@ for (const cache of [true, false]) {
     }
   });
 }
+
+t.test('without an ETag or without Last-Modified (etag: false, lastModified: false)', async (t) => {
+  const rows: Array<[string, { etag?: boolean; lastModified?: boolean }, string, number]> = [
+    ['If-Match: a list never matches without an ETag', { etag: false }, 'If-Match: "x"', 412],
+    ['If-Match: * still matches', { etag: false }, 'If-Match: *', 200],
+    ['If-None-Match: * matches the file', { etag: false }, 'If-None-Match: *', 304],
+    ['If-None-Match present: If-Modified-Since ignored', { etag: false }, `If-None-Match: "x"\r\nIf-Modified-Since: ${LM}`, 200],
+    ['If-Modified-Since still applies', { etag: false }, `If-Modified-Since: ${LM}`, 304],
+    ['If-Range: an ETag cannot match', { etag: false }, 'Range: bytes=0-4\r\nIf-Range: "x"', 200],
+    ['If-Modified-Since ignored', { lastModified: false }, `If-Modified-Since: ${LM}`, 200],
+    ['If-Unmodified-Since ignored', { lastModified: false }, `If-Unmodified-Since: ${EARLIER}`, 200],
+    ['If-Range: a date cannot match', { lastModified: false }, `Range: bytes=0-4\r\nIf-Range: ${LM}`, 200],
+  ];
+  for (const [what, options, extra, status] of rows) {
+    const server = await startServer(false, options);
+    const r = await raw(server.port, `${GET_A}\r\n${extra}`);
+    server.close();
+    t.equal(r.status, status, `${JSON.stringify(options)} ${what}: ${status}`);
+    if (options.etag === false) t.equal(r.headers.etag, undefined, 'no ETag sent');
+    if (options.lastModified === false) t.equal(r.headers['last-modified'], undefined, 'no Last-Modified sent');
+  }
+});
 
 /** A server in a child process with TZ=`zone`, serving `root`: its port. */
 async function childServer(zone: string): Promise<{ port: number; stop: () => void }> {

@@ -365,12 +365,12 @@ async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Pro
   if (useEtag) headers.etag = etag;
   // Never a Last-Modified later than the response's Date (RFC 9110 8.8.2.1):
   // a file dated in the future is sent as modified now.
-  if (useLastModified) headers['last-modified'] = mtime * 1000 > Date.now() ? new Date().toUTCString() : lastModified;
+  const now = Date.now();
+  if (useLastModified) headers['last-modified'] = mtime * 1000 > now ? new Date(now).toUTCString() : lastModified;
 
   // Preconditions and Range, RFC 9110 13.2.2 and 14.2 (see http-conditional.ts).
   const method = req.method ?? 'GET';
   const v: Validators = { etag: useEtag ? etag : undefined, lastModified: useLastModified ? mtime : undefined };
-  const now = Date.now();
   const verdict = evaluatePreconditions({
     method,
     ifMatch: field(req, 'if-match'),

@@ -68,7 +68,8 @@ export function requestPath(target: string): string | 400 {
       const end = rest.search(/[/?#]/);
       const authority = end < 0 ? rest : rest.slice(0, end);
       if (authority === '' || authority.includes('@') || /^:\d*$/.test(authority)) return 400;
-      target = end < 0 || rest[end] !== '/' ? `/${end < 0 ? '' : rest.slice(end)}` : rest.slice(end);
+      const after = end < 0 ? '' : rest.slice(end); // the path, query and fragment
+      target = after.startsWith('/') ? after : `/${after}`; // an empty path is "/"
     } else if (/^[^/?#@]*:\d*$/.test(target)) {
       return 400; // authority-form
     }
@@ -104,14 +105,14 @@ export function listField(value: FieldValue): string | undefined {
 const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 const LONG_DAYS = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const D = '(\\d{2}):(\\d{2}):(\\d{2})';
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
 const MON = `(${MONTHS.join('|')})`;
 /** IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`. */
-const IMF_FIXDATE = new RegExp(`^(?:${DAYS.join('|')}), (\\d{2}) ${MON} (\\d{4}) ${D} GMT$`);
+const IMF_FIXDATE = new RegExp(`^(?:${DAYS.join('|')}), (\\d{2}) ${MON} (\\d{4}) ${TIME} GMT$`);
 /** The obsolete RFC 850 form: `Sunday, 06-Nov-94 08:49:37 GMT`. */
-const RFC850 = new RegExp(`^(?:${LONG_DAYS.join('|')}), (\\d{2})-${MON}-(\\d{2}) ${D} GMT$`);
+const RFC850 = new RegExp(`^(?:${LONG_DAYS.join('|')}), (\\d{2})-${MON}-(\\d{2}) ${TIME} GMT$`);
 /** The obsolete asctime form: `Sun Nov  6 08:49:37 1994` (GMT, though it does not say so). */
-const ASCTIME = new RegExp(`^(?:${DAYS.join('|')}) ${MON} ( \\d|\\d{2}) ${D} (\\d{4})$`);
+const ASCTIME = new RegExp(`^(?:${DAYS.join('|')}) ${MON} ( \\d|\\d{2}) ${TIME} (\\d{4})$`);
 
 /**
  * An HTTP-date (RFC 9110 5.6.7) in whole seconds since the epoch, or
@@ -176,6 +177,11 @@ export interface EntityTag {
 /** `[ W/ ] DQUOTE *etagc DQUOTE`, etagc = %x21 / %x23-7E / obs-text. */
 const ETAG = /^(W\/)?("[\x21\x23-\x7e\x80-\xff]*")/;
 
+/** ETAG, matched at `lastIndex` (sticky). */
+const ETAG_AT = /(W\/)?("[\x21\x23-\x7e\x80-\xff]*")/y;
+/** Optional whitespace, then a comma or the end, at `lastIndex`. */
+const SEPARATOR_AT = /[ \t]*(?:,|$)/y;
+
 /** One entity-tag (8.8.3), or undefined when `value` is not exactly one. */
 export function parseEntityTag(value: string): EntityTag | undefined {
   const m = ETAG.exec(value.trim());
@@ -199,11 +205,13 @@ export function parseEntityTagList(value: string): '*' | EntityTag[] | undefined
       i++;
       continue;
     }
-    const m = ETAG.exec(v.slice(i));
+    ETAG_AT.lastIndex = i;
+    const m = ETAG_AT.exec(v);
     if (!m) return undefined;
     tags.push({ weak: m[1] !== undefined, opaque: m[2] });
-    i += m[0].length;
-    if (i < v.length && !/^[ \t]*(,|$)/.test(v.slice(i))) return undefined;
+    SEPARATOR_AT.lastIndex = i + m[0].length;
+    if (!SEPARATOR_AT.test(v)) return undefined; // something other than a comma follows the tag
+    i = SEPARATOR_AT.lastIndex;
   }
   return tags.length === 0 ? undefined : tags;
 }

@@ -95,6 +95,9 @@ t.test('entity tags: parsing and comparison (8.8.3)', async (t) => {
     { weak: true, opaque: '"c"' },
     { weak: false, opaque: '"d"' },
   ], 'a comma inside quotes belongs to the tag; empty elements skipped');
+  const many = Array.from({ length: 3000 }, (_, i) => `"t${i}"`).join(', ');
+  t.equal((parseEntityTagList(`${many}, W/"last"`) as unknown[]).length, 3001, 'a long list (as a 16 KiB header can hold), every tag');
+  t.equal(evaluatePreconditions({ method: 'GET', ifNoneMatch: `${many}, W/"last"` }, { etag: 'W/"last"' }), 304, 'the last of them matches');
   t.equal(parseEntityTagList('"a" junk'), undefined);
   t.equal(parseEntityTagList('"a", *'), undefined, '* is not a list member');
   t.equal(parseEntityTagList(''), undefined);

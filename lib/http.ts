@@ -364,9 +364,13 @@ async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Pro
   };
   if (useEtag) headers.etag = etag;
   // Never a Last-Modified later than the response's Date (RFC 9110 8.8.2.1):
-  // a file dated in the future is sent as modified now.
+  // a file dated in the future is sent as modified now, with that same Date
+  // (Node's own Date string is refreshed by a timer, and may lag a second).
   const now = Date.now();
-  if (useLastModified) headers['last-modified'] = mtime * 1000 > now ? new Date(now).toUTCString() : lastModified;
+  if (useLastModified) {
+    if (mtime * 1000 > now) headers.date = headers['last-modified'] = new Date(now).toUTCString();
+    else headers['last-modified'] = lastModified;
+  }
 
   // Preconditions and Range, RFC 9110 13.2.2 and 14.2 (see http-conditional.ts).
   const method = req.method ?? 'GET';

@@ -16,7 +16,11 @@ import { invalidArgType, type CodedError } from './errors';
 import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, type FileLike } from './validate';
 import { abortError } from './send';
 import { binding, isNative } from './native';
+import { evaluatePreconditions, requestPath, selectRange, type FieldValue, type Validators } from './http-conditional';
 import { isNativeFailure } from './errors';
+
+/** @internal */
+export { parseRange } from './http-conditional';
 
 /** Options for {@link sendFileResponse}. */
 export interface SendFileResponseOptions {
@@ -24,7 +28,7 @@ export interface SendFileResponseOptions {
   offset?: number;
   /** Bytes to send. Default: to the end of the file. Clamped to the file's size. */
   length?: number;
-  /** The status code. Default 200. */
+  /** The status code, 200-599 (a RangeError `ERR_OUT_OF_RANGE` otherwise). Default 200. */
   statusCode?: number;
   /** Response headers, merged over those set with `res.setHeader()`. Content-Length is always set by pagewarm. */
   headers?: http.OutgoingHttpHeaders;
@@ -69,7 +73,7 @@ export async function sendFileResponse(
   const opts = toOptions<SendFileResponseOptions>(options);
   const offset = toPosition(opts.offset, 'options.offset', 0);
   const length = opts.length === undefined ? -1 : toPosition(opts.length, 'options.length', 0);
-  const statusCode = opts.statusCode === undefined ? 200 : toIntInRange(opts.statusCode, 'options.statusCode', 100, 999);
+  const statusCode = opts.statusCode === undefined ? 200 : toIntInRange(opts.statusCode, 'options.statusCode', 200, 599);
   const headers = toHeaders(opts.headers);
   const signal = toSignal(opts.signal);
   if (signal?.aborted) throw abortError(signal, 0);
@@ -100,7 +104,11 @@ export interface ServeFileOptions {
    * used as it is (NUL and `..` segments are still refused).
    */
   root?: string;
-  /** Send a weak ETag (size and mtime) and honour If-None-Match / If-Match / If-Range. Default true. */
+  /**
+   * Send a weak ETag (size and mtime). Default true. If-None-Match compares
+   * weakly, If-Match and If-Range strongly (so never match it): see
+   * docs/http.md. Without it, an If-Match list never matches (412).
+   */
   etag?: boolean;
   /** Send Last-Modified and honour If-Modified-Since / If-Unmodified-Since. Default true. */
   lastModified?: boolean;
@@ -169,13 +177,19 @@ export interface ServeFileResult {
  * Answers a GET or HEAD request with a file, as a static file server does.
  *
  * - Methods: GET and HEAD; others get 405 with `Allow: GET, HEAD`.
- * - Validators: a weak ETag from size and mtime and Last-Modified;
- *   If-None-Match / If-Modified-Since give 304, If-Match /
- *   If-Unmodified-Since give 412.
- * - Ranges: one byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) gives 206
- *   with Content-Range; a range that starts past the end (or a suffix of 0)
- *   gives 416 with `Content-Range: bytes *\/size`; several ranges, or a
- *   malformed header, give 200 with the whole file; If-Range is honoured.
+ * - Validators (RFC 9110 13): a weak ETag from size and mtime and
+ *   Last-Modified; If-None-Match (weak comparison) / If-Modified-Since give
+ *   304, If-Match (strong comparison: never matches the weak ETag, except
+ *   `*`) / If-Unmodified-Since give 412. Dates are HTTP-dates in any of the
+ *   three forms, as GMT; an invalid or repeated date header is ignored.
+ * - Ranges, on GET only (HEAD gets 200 and the full length): one byte range
+ *   (`bytes=a-b`, `bytes=a-`, `bytes=-n`) gives 206 with Content-Range; a
+ *   range that starts past the end (or a suffix of 0) gives 416 with
+ *   `Content-Range: bytes *\/size`; several ranges, or a malformed header,
+ *   give 200 with the whole file, as does a suffix range of an empty file;
+ *   If-Range (strong comparison, or the exact Last-Modified date) is honoured.
+ * - The path may be a request target in origin-form or absolute-form
+ *   (`http://host/path`); `*` and authority-form get 400.
  * - Content-Type from the extension (see `contentType`), Accept-Ranges,
  *   Cache-Control `public, max-age=<maxAge>`.
  * - Confinement to `options.root`, see {@link ServeFileOptions.root}.
@@ -349,44 +363,42 @@ async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Pro
     'cache-control': maxAge === 0 ? 'public, max-age=0' : `public, max-age=${maxAge}`,
   };
   if (useEtag) headers.etag = etag;
-  if (useLastModified) headers['last-modified'] = lastModified;
+  // Never a Last-Modified later than the response's Date (RFC 9110 8.8.2.1):
+  // a file dated in the future is sent as modified now, with that same Date
+  // (Node's own Date string is refreshed by a timer, and may lag a second).
+  const now = Date.now();
+  if (useLastModified) {
+    if (mtime * 1000 > now) headers.date = headers['last-modified'] = new Date(now).toUTCString();
+    else headers['last-modified'] = lastModified;
+  }
 
-  const h = req.headers;
-  // Preconditions (RFC 9110 section 13.2.2), in order.
-  const ifMatch = header(h['if-match']);
-  const ifUnmodified = header(h['if-unmodified-since']);
-  if (useEtag && ifMatch !== undefined) {
-    if (!matchesEtag(ifMatch, etag)) return fail(res, 412, headers);
-  } else if (useLastModified && ifUnmodified !== undefined) {
-    const since = parseDate(ifUnmodified);
-    if (since !== undefined && mtime > since) return fail(res, 412, headers);
-  }
-  const ifNoneMatch = header(h['if-none-match']);
-  const ifModified = header(h['if-modified-since']);
-  if (useEtag && ifNoneMatch !== undefined) {
-    if (matchesEtag(ifNoneMatch, etag)) return notModified(res, headers);
-  } else if (useLastModified && ifModified !== undefined) {
-    const since = parseDate(ifModified);
-    if (since !== undefined && mtime <= since) return notModified(res, headers);
-  }
+  // Preconditions and Range, RFC 9110 13.2.2 and 14.2 (see http-conditional.ts).
+  const method = req.method ?? 'GET';
+  const v: Validators = { etag: useEtag ? etag : undefined, lastModified: useLastModified ? mtime : undefined };
+  const verdict = evaluatePreconditions({
+    method,
+    ifMatch: field(req, 'if-match'),
+    ifNoneMatch: field(req, 'if-none-match'),
+    ifModifiedSince: field(req, 'if-modified-since'),
+    ifUnmodifiedSince: field(req, 'if-unmodified-since'),
+  }, v, now);
+  if (verdict === 412) return fail(res, 412, headers);
+  if (verdict === 304) return notModified(res, headers);
 
   headers['accept-ranges'] = 'bytes';
   headers['content-type'] = type;
   let statusCode = 200;
   let start = 0;
   let count = size;
-  const rangeHeader = header(h.range);
-  if (rangeHeader !== undefined && rangeApplies(header(h['if-range']), etag, mtime, useEtag, useLastModified)) {
-    const range = parseRange(rangeHeader, size);
-    if (range === 'unsatisfiable') {
-      return fail(res, 416, { ...headers, 'content-range': `bytes */${size}` });
-    }
-    if (range) {
-      statusCode = 206;
-      start = range.start;
-      count = range.end - range.start + 1;
-      headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
-    }
+  const range = selectRange(method, field(req, 'range'), field(req, 'if-range'), v, size, now);
+  if (range === 'unsatisfiable') {
+    return fail(res, 416, { ...headers, 'content-range': `bytes */${size}` });
+  }
+  if (range) {
+    statusCode = 206;
+    start = range.start;
+    count = range.end - range.start + 1;
+    headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
   }
   if (fast && count > 0 && count <= FAST_MAX && req.method !== 'HEAD') {
     // Read the range here if the page cache holds it all: a memory copy, no
@@ -417,6 +429,18 @@ async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Pro
   }
   const sent = await respond(res, { fd, close: async () => undefined }, start, count, statusCode, headers, undefined);
   return { statusCode, bytes: sent.bytes, zeroCopy: sent.zeroCopy };
+}
+
+/**
+ * A request header for http-conditional.ts: every received line
+ * (`req.headersDistinct`), since Node keeps only the first of a repeated
+ * If-Modified-Since and joins repeated If-Range lines with commas, and a
+ * field received twice must be told apart (RFC 9110 13.1.3, 13.1.4).
+ */
+function field(req: http.IncomingMessage, name: string): FieldValue {
+  const value = req.headers[name];
+  if (value === undefined) return undefined;
+  return req.headersDistinct?.[name] ?? value;
 }
 
 /** readResident's answer when the page cache does not hold the whole range (or it cannot tell). */
@@ -864,8 +888,9 @@ const resolvedRoots = new Map<string, string>();
 function resolveTarget(path: string, root: string | undefined): string | number {
   let p = path;
   if (root !== undefined) {
-    const cut = p.search(/[?#]/);
-    if (cut >= 0) p = p.slice(0, cut);
+    const pathOnly = requestPath(p); // origin-form, absolute-form; the others: 400
+    if (typeof pathOnly === 'number') return pathOnly;
+    p = pathOnly;
     if (p.includes('%')) {
       try {
         p = decodeURIComponent(p);
@@ -946,57 +971,4 @@ function statusForOpenError(err: unknown): number {
     default:
       return 500;
   }
-}
-
-// ---------------------------------------------------------------------------
-// Conditional and range requests.
-
-function header(value: string | string[] | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-/** RFC 9110 HTTP-date (and the obsolete forms Date.parse understands), in whole seconds. */
-function parseDate(value: string): number | undefined {
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
-}
-
-/** Weak comparison against a list of entity tags, or `*`. */
-function matchesEtag(list: string, etag: string): boolean {
-  const trimmed = list.trim();
-  if (trimmed === '*') return true;
-  const opaque = (tag: string): string => tag.trim().replace(/^W\//, '');
-  const ours = opaque(etag);
-  return trimmed.split(',').some((tag) => opaque(tag) === ours);
-}
-
-function rangeApplies(ifRange: string | undefined, etag: string, mtime: number, useEtag: boolean, useLastModified: boolean): boolean {
-  if (ifRange === undefined) return true;
-  const v = ifRange.trim();
-  if (v.startsWith('"') || v.startsWith('W/')) return useEtag && matchesEtag(v, etag);
-  const since = parseDate(v);
-  return useLastModified && since !== undefined && since === mtime;
-}
-
-/**
- * A single byte range of a file of `size` bytes: `{ start, end }` (inclusive),
- * 'unsatisfiable', or undefined to ignore the header (malformed, or several ranges).
- */
-/** @internal */
-export function parseRange(value: string, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
-  const spec = /^\s*bytes\s*=\s*(.*)$/i.exec(value);
-  if (!spec || spec[1].includes(',')) return undefined;
-  const m = /^(\d*)\s*-\s*(\d*)\s*$/.exec(spec[1].trim());
-  if (!m || (m[1] === '' && m[2] === '')) return undefined;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0 || size === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(m[1]);
-  if (m[2] !== '' && Number(m[2]) < start) return undefined; // invalid: ignored
-  if (start >= size) return 'unsatisfiable';
-  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  return { start, end };
 }

@@ -30,7 +30,7 @@ function ensureQemu() {
   const canApt = process.getuid?.() === 0 && have('apt-get') && process.env.PAGEWARM_PREBUILD_NO_APT !== '1';
   if (!canApt) throw new Error('check-arm64: qemu-aarch64 not found (Debian/Ubuntu: apt-get install -y qemu-user)');
   console.error('check-arm64: installing qemu-user');
-  const apt = (args) => execFileSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const apt = (args) => execFileSync('apt-get', args, { stdio: ['ignore', process.stderr, process.stderr], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   try {
     apt(['install', '-y', '--no-install-recommends', 'qemu-user']);
   } catch {

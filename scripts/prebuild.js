@@ -68,7 +68,7 @@ function ensureToolchain(arch) {
     );
   }
   console.error(`pagewarm prebuild: installing ${packages.join(' ')} for the ${arch} build`);
-  const apt = (args) => execFileSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const apt = (args) => execFileSync('apt-get', args, { stdio: ['ignore', process.stderr, process.stderr], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   try {
     apt(['install', '-y', '--no-install-recommends', ...packages]);
   } catch {
@@ -85,7 +85,7 @@ function localNodedir() {
 }
 
 function run(command, args) {
-  execFileSync(command, args, { stdio: 'inherit' });
+  execFileSync(command, args, { stdio: ['ignore', process.stderr, process.stderr] });
 }
 
 function copyTree(from, to) {
@@ -235,7 +235,7 @@ function verify(arch, file) {
   }
   if (arch === os.arch()) {
     const probe = `const b = require(${JSON.stringify(file)}); if (typeof b.warm !== 'function') process.exit(3);`;
-    const r = spawnSync(process.execPath, ['-e', probe], { stdio: 'inherit' });
+    const r = spawnSync(process.execPath, ['-e', probe], { stdio: ['ignore', process.stderr, process.stderr] });
     if (r.status !== 0) throw new Error(`pagewarm prebuild: ${file} does not load in this node`);
   }
   const size = fs.statSync(file).size;

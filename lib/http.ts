@@ -10,9 +10,9 @@ import * as net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { join, resolve as resolvePath, sep } from 'node:path';
 import { contentType } from './mime';
-import { inside } from './paths';
+import { descriptorRealPath, inside } from './paths';
 import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
-import { invalidArgType, type CodedError } from './errors';
+import { invalidArgType, invalidArgValue, type CodedError } from './errors';
 import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, type FileLike } from './validate';
 import { abortError } from './send';
 import { binding, isNative } from './native';
@@ -98,8 +98,28 @@ export interface ServeFileOptions {
    * bytes and malformed encodings 400, and a file whose real path (after
    * symlinks) leaves root 404. Without root, `path` is a file system path
    * used as it is (NUL and `..` segments are still refused).
+   *
+   * Confinement is checked on the opened file, not on its name: on Linux
+   * the kernel's name for the open descriptor (`/proc/self/fd/N`);
+   * elsewhere `realpath` of the name, accepted only if it still names the
+   * opened file (same device and inode). The open-file cache records the
+   * real root each check was made for and checks again for any other root.
+   * See docs/http.md, "Security".
    */
   root?: string;
+  /**
+   * Files and directories whose names start with a dot (`.env`, `.git/`,
+   * `.well-known/`): any segment of the request path relative to root (of
+   * the whole path without root), after percent-decoding, as `send` and
+   * `serve-static` judge it; root's own path does not count.
+   * `'ignore'` (the default): 404, as if absent. `'deny'`: 403.
+   * `'allow'`: served like any other file. Only names are judged: a symlink
+   * without a leading dot that points at a dotfile is served (if it stays
+   * inside root).
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` when not a string,
+   *   `ERR_INVALID_ARG_VALUE` when not one of the three.
+   */
+  dotfiles?: 'ignore' | 'deny' | 'allow';
   /** Send a weak ETag (size and mtime) and honour If-None-Match / If-Match / If-Range. Default true. */
   etag?: boolean;
   /** Send Last-Modified and honour If-Modified-Since / If-Unmodified-Since. Default true. */
@@ -153,7 +173,7 @@ export interface ServeFileCacheOptions {
 
 /** What {@link serveFile} resolves with. */
 export interface ServeFileResult {
-  /** The status sent: 200, 206, 304, 400, 403, 404, 405, 412, 416 or 500. */
+  /** The status sent: 200, 206, 304, 400, 403, 404, 405, 412, 416 or 500 (403/404 also for dotfiles, see {@link ServeFileOptions.dotfiles}). */
   statusCode: number;
   /** Body bytes of the file sent (0 for HEAD and error responses). */
   bytes: number;
@@ -178,7 +198,8 @@ export interface ServeFileResult {
  *   malformed header, give 200 with the whole file; If-Range is honoured.
  * - Content-Type from the extension (see `contentType`), Accept-Ranges,
  *   Cache-Control `public, max-age=<maxAge>`.
- * - Confinement to `options.root`, see {@link ServeFileOptions.root}.
+ * - Confinement to `options.root`, see {@link ServeFileOptions.root};
+ *   dotfiles are 404 unless allowed, see {@link ServeFileOptions.dotfiles}.
  *   Directories, devices and FIFOs get 404; unreadable files 403; other
  *   failures to open 500. Error responses have a short text body.
  *
@@ -214,6 +235,7 @@ export async function serveFile(
   const useEtag = toBoolean(opts.etag, 'options.etag', true);
   const useLastModified = toBoolean(opts.lastModified, 'options.lastModified', true);
   const maxAge = opts.maxAge === undefined ? 0 : toIntInRange(opts.maxAge, 'options.maxAge', 0, 2 ** 31 - 1);
+  const dotfiles = toDotfiles(opts.dotfiles);
   const cache = cacheFor(opts.cache);
   if (res.headersSent) throw headersSent();
 
@@ -222,6 +244,9 @@ export async function serveFile(
 
   const target = resolveTarget(path, opts.root);
   if (typeof target === 'number') return fail(res, target);
+  // Judged on every request, before the cache: an entry kept for an
+  // 'allow' call never answers an 'ignore' one.
+  if (dotfiles !== 'allow' && hasDotSegment(requestPart(target, opts.root))) return fail(res, dotfiles === 'deny' ? 403 : 404);
   const served: Served = { req, res, target, root: opts.root, useEtag, useLastModified, maxAge };
 
   if (cache) {
@@ -245,7 +270,13 @@ export async function serveFile(
   }
   let entry: Entry | undefined;
   try {
-    if (opts.root !== undefined && !(await confined(input.fd, target, opts.root))) return fail(res, 404);
+    // The real root the file was found inside: the cache records it with the
+    // entry, as the only root this check stands for.
+    let confinedTo: string | undefined;
+    if (opts.root !== undefined) {
+      confinedTo = await confined(input.fd, target, opts.root);
+      if (confinedTo === undefined) return fail(res, 404);
+    }
     let meta: Meta;
     try {
       meta = toMeta(await fstat(input.fd));
@@ -253,7 +284,7 @@ export async function serveFile(
       return fail(res, statusForOpenError(err));
     }
     if (!meta.isFile) return fail(res, 404);
-    entry = cache?.insert(target, input, meta); // the cache owns the descriptor from here
+    entry = cache?.insert(target, input, meta, confinedTo); // the cache owns the descriptor from here
     const r = await serveOpen(served, input.fd, meta, cache ? entry ?? { cached: false } : false);
     if (r !== RETRY) return r;
     // The file changed between fstat and the read: describe it again, and
@@ -475,7 +506,14 @@ interface Entry {
   lastUsed: number;
   /** The last read on the JS thread found the range in the page cache (see {@link FastPath}). */
   cached: boolean;
-  /** When the descriptor's real path was last found inside root (Date.now()). */
+  /**
+   * The real root the descriptor's real path was last found inside, or
+   * undefined if no root was ever checked (a call without root inserted
+   * it). A lookup with any other root checks again: a proof made for one
+   * root never stands for another (a wider one, or none at all).
+   */
+  confinedTo: string | undefined;
+  /** When that was (Date.now()). */
   confinedAt: number;
 }
 
@@ -520,13 +558,13 @@ class OpenFileCache {
     if (!entry) return undefined;
     const now = Date.now();
     let realRoot: string | null = null;
-    if (root !== undefined && now - entry.confinedAt >= CONFINE_RECHECK_MS) {
+    if (root !== undefined) {
       const known = realRoots.get(root);
       if (known === undefined) {
         this.drop(target);
         return undefined;
       }
-      realRoot = known;
+      if (entry.confinedTo !== known || now - entry.confinedAt >= CONFINE_RECHECK_MS) realRoot = known;
     }
     const st = statScratch;
     const status = binding.revalidate(target, entry.input.fd, realRoot, st);
@@ -542,7 +580,10 @@ class OpenFileCache {
       meta = { isFile: true, dev: meta.dev, ino: meta.ino, size: st[2], mtimeMs: st[3] };
       entry.meta = meta;
     }
-    if (realRoot !== null) entry.confinedAt = now;
+    if (realRoot !== null) {
+      entry.confinedTo = realRoot;
+      entry.confinedAt = now;
+    }
     entry.refs++;
     entry.lastUsed = now;
     this.entries.delete(target); // most recently used: last
@@ -551,14 +592,18 @@ class OpenFileCache {
     return { entry, meta };
   }
 
-  /** Takes over an opened file (in use by the caller: release() it), unless it is too large or already cached. */
-  insert(target: string, input: Input, meta: Meta): Entry | undefined {
+  /**
+   * Takes over an opened file (in use by the caller: release() it), unless
+   * it is too large or already cached. `confinedTo`: the real root the
+   * caller found the file inside just now (undefined: none was checked).
+   */
+  insert(target: string, input: Input, meta: Meta, confinedTo: string | undefined): Entry | undefined {
     // Inode numbers beyond 2^53 would not compare exactly as numbers: not cached.
     if (meta.size > this.maxBytes || this.entries.has(target) || !Number.isSafeInteger(meta.ino) || !Number.isSafeInteger(meta.dev)) {
       return undefined;
     }
-    const now = Date.now(); // serveFile checked confinement just before inserting
-    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: now, cached: false, confinedAt: now };
+    const now = Date.now();
+    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: now, cached: false, confinedTo, confinedAt: now };
     this.entries.set(target, entry);
     this.bytes += meta.size;
     this.trim(entry);
@@ -900,7 +945,10 @@ async function realRootOf(root: string, fresh: boolean): Promise<string | undefi
   let real = fresh ? undefined : realRoots.get(root);
   if (real !== undefined) return real;
   try {
-    real = await realpath(resolvePath(root));
+    // The directory the request path was joined to (a relative root is
+    // resolved once, at its first use), never root resolved again against
+    // a cwd that may have changed since.
+    real = await realpath(resolvedRoots.get(root) ?? resolvePath(root));
   } catch {
     realRoots.delete(root);
     return undefined;
@@ -910,23 +958,46 @@ async function realRootOf(root: string, fresh: boolean): Promise<string | undefi
   return real;
 }
 
-/** Where a descriptor's file really is: on Linux the kernel's name for the opened file (no race with a swapped symlink). */
-function openedPath(fd: number): string {
-  return fs.readlinkSync(`/proc/self/fd/${fd}`);
+/**
+ * The real root that the file actually opened (after every symlink) lies
+ * inside, or undefined when it lies outside root or its location cannot be
+ * known for certain. Judged on the descriptor (see descriptorRealPath), not
+ * on the name, which may lead elsewhere by now.
+ */
+async function confined(fd: number, opened: string, root: string): Promise<string | undefined> {
+  const real = await descriptorRealPath(fd, opened);
+  if (real === undefined) return undefined;
+  const realRoot = await realRootOf(root, false);
+  if (realRoot !== undefined && inside(real, realRoot)) return realRoot;
+  const again = await realRootOf(root, true);
+  return again !== undefined && again !== realRoot && inside(real, again) ? again : undefined;
 }
 
-/** Whether the file actually opened (after every symlink) lies inside root. */
-async function confined(fd: number, opened: string, root: string): Promise<boolean> {
-  let real: string;
-  try {
-    real = process.platform === 'linux' ? openedPath(fd) : await realpath(opened);
-  } catch {
-    return false;
+/** The dotfiles option, validated. */
+function toDotfiles(value: unknown): 'ignore' | 'deny' | 'allow' {
+  if (value === undefined) return 'ignore';
+  if (typeof value !== 'string') throw invalidArgType('options.dotfiles', 'of type string', value);
+  if (value !== 'ignore' && value !== 'deny' && value !== 'allow') {
+    throw invalidArgValue('options.dotfiles', value, "must be one of: 'ignore', 'deny', 'allow'");
   }
-  const realRoot = await realRootOf(root, false);
-  if (realRoot !== undefined && inside(real, realRoot)) return true;
-  const again = await realRootOf(root, true);
-  return again !== undefined && again !== realRoot && inside(real, again);
+  return value;
+}
+
+/**
+ * The part of a resolved target that the request named: the path below
+ * root (the whole path without root). resolveTarget has just resolved
+ * root, synchronously, so its base is known.
+ */
+function requestPart(target: string, root: string | undefined): string {
+  if (root === undefined) return target;
+  const base = resolvedRoots.get(root) ?? resolvePath(root);
+  return target.startsWith(base) ? target.slice(base.length) : target;
+}
+
+/** Whether a path has a segment starting with a dot, other than `.` itself (send's containsDotFile). */
+function hasDotSegment(path: string): boolean {
+  if (!path.includes('.')) return false;
+  return path.split('/').some((part) => part.length > 1 && part[0] === '.');
 }
 
 function statusForOpenError(err: unknown): number {

@@ -28,7 +28,16 @@ export interface SendFileResponseOptions {
   statusCode?: number;
   /** Response headers, merged over those set with `res.setHeader()`. Content-Length is always set by pagewarm. */
   headers?: http.OutgoingHttpHeaders;
-  /** Aborts the body; the connection is then closed (its response can no longer be completed). */
+  /**
+   * Aborts the response, at any stage: the promise rejects with an
+   * `AbortError` whose `bytesSent` is the body bytes sent (zero-copy: that
+   * left for the socket; copied: handed to `res.write()`). Aborted before
+   * the status line was written (while the file opens, or while a pipelined
+   * response waits for its connection), nothing is written and the response
+   * is left to the caller (`bytesSent` 0); after, the connection is
+   * destroyed, as the response can no longer be completed. One signal may
+   * be shared by any number of concurrent responses.
+   */
   signal?: AbortSignal;
 }
 
@@ -77,6 +86,7 @@ export async function sendFileResponse(
 
   const input = await openSource(pinSource(source)); // pinned before any await: the caller may close its fd
   try {
+    if (signal?.aborted) throw abortError(signal, 0);
     const size = (await fstat(input.fd)).size;
     const start = Math.min(offset, size);
     const count = length < 0 ? size - start : Math.min(length, size - start);
@@ -424,20 +434,19 @@ async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Pro
     // disk wait. The headers and the body then leave in one write, through
     // res.end() (so wrapped responses, TLS and pipelining work as usual).
     // Otherwise the body goes zero-copy from pagewarm's threads, below.
-    const slab = count > SLAB_MIN ? slabs.pop() ?? Buffer.allocUnsafeSlow(FAST_MAX) : undefined;
+    // A slab is reused once res.end() calls back; only a direct response
+    // guarantees its bytes are in the kernel by then. Middleware that
+    // replaced write/end may keep the chunk and call back at once.
+    const slab = count > SLAB_MIN && directBody(res) ? slabs.pop() ?? Buffer.allocUnsafeSlow(FAST_MAX) : undefined;
     const body = slab ? slab.subarray(0, count) : Buffer.allocUnsafe(count);
     const got = fast.cached || !fastPathAvailable || resident(fd, start, count) ? readResident(fd, body, start) : NOT_CACHED;
     fast.cached = got === count;
     if (got === count) {
       headers['content-length'] = count;
       res.writeHead(statusCode, headers);
-      await new Promise<void>((resolve) => {
-        res.once('close', resolve);
-        res.end(body, () => {
-          // The body is in the kernel now: the slab can serve another response.
-          if (slab && slabs.length < MAX_SLABS) slabs.push(slab);
-          resolve();
-        });
+      await endResponse(res, body, () => {
+        // The body is in the kernel now: the slab can serve another response.
+        if (slab && slabs.length < MAX_SLABS) slabs.push(slab);
       });
       return { statusCode, bytes: count, zeroCopy: false };
     }
@@ -749,33 +758,103 @@ function directBody(res: http.ServerResponse): boolean {
   return true;
 }
 
-/** The response's socket, once it has one (a pipelined response waits for the one before it). */
-function socketOf(res: http.ServerResponse): Promise<net.Socket> {
+/**
+ * The response's socket, once it has one (a pipelined response waits for
+ * the one before it). An abort while waiting rejects (nothing written).
+ */
+function socketOf(res: http.ServerResponse, signal: AbortSignal | undefined): Promise<net.Socket> {
   if (res.socket) return Promise.resolve(res.socket as net.Socket);
   return new Promise((resolve, reject) => {
-    const onSocket = (socket: net.Socket): void => {
+    const settle = (): void => {
+      res.removeListener('socket', onSocket);
       res.removeListener('close', onClose);
+      offAbort?.();
+    };
+    const onSocket = (socket: net.Socket): void => {
+      settle();
       // Resolving defers to a microtask: assignSocket() has flushed by then.
       resolve(socket);
     };
     const onClose = (): void => {
-      res.removeListener('socket', onSocket);
+      settle();
       reject(coded('ERR_STREAM_DESTROYED', 'The response was closed before it got its connection', { bytesSent: 0 }));
     };
     res.once('socket', onSocket);
     res.once('close', onClose);
+    const offAbort = signal && whenAborted(signal, () => {
+      settle();
+      reject(abortError(signal, 0));
+    });
   });
 }
 
 function ended(res: http.ServerResponse): Promise<void> {
+  return endResponse(res, undefined);
+}
+
+/**
+ * `res.end(body)`, resolved when its callback runs (`written` is called
+ * first) or when the response closes, whichever comes first; no listener is
+ * left on the response either way.
+ */
+function endResponse(res: http.ServerResponse, body: Buffer | undefined, written?: () => void): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       res.removeListener('close', done);
       resolve();
     };
     res.once('close', done);
-    res.end(done);
+    const callback = (): void => {
+      written?.();
+      done();
+    };
+    if (body) res.end(body, callback);
+    else res.end(callback);
   });
+}
+
+/**
+ * Waiters on each AbortSignal, behind one 'abort' listener per signal: a
+ * signal shared by many concurrent responses (one for a whole server's
+ * shutdown) would otherwise collect a listener per response and warn
+ * (MaxListenersExceededWarning) past ten.
+ */
+const abortWaiters = new WeakMap<AbortSignal, { waiters: Set<() => void>; fire: () => void }>();
+
+/** Calls `fn` once when `signal` aborts (never if it already has); returns the function that stops waiting. */
+function whenAborted(signal: AbortSignal, fn: () => void): () => void {
+  let entry = abortWaiters.get(signal);
+  if (!entry) {
+    const waiters = new Set<() => void>();
+    const fire = (): void => {
+      abortWaiters.delete(signal);
+      for (const waiter of [...waiters]) waiter();
+      waiters.clear();
+    };
+    entry = { waiters, fire };
+    abortWaiters.set(signal, entry);
+    signal.addEventListener('abort', fire, { once: true });
+  }
+  const { waiters, fire } = entry;
+  const waiter = (): void => fn();
+  waiters.add(waiter);
+  return () => {
+    if (!waiters.delete(waiter) || waiters.size > 0) return;
+    if (abortWaiters.get(signal)?.waiters === waiters) abortWaiters.delete(signal);
+    signal.removeEventListener('abort', fire);
+  };
+}
+
+/**
+ * A signal of this call's own that follows `signal` (through whenAborted),
+ * for a callee that listens on it directly: one listener per call lands on
+ * the call's own signal, not on the shared one. `done()` unlinks it.
+ */
+function linkedSignal(signal: AbortSignal | undefined): { signal: AbortSignal | undefined; done: () => void } {
+  if (!signal) return { signal: undefined, done: () => undefined };
+  const own = new AbortController();
+  const done = whenAborted(signal, () => own.abort(signal.reason));
+  return { signal: own.signal, done };
 }
 
 async function respond(
@@ -787,6 +866,7 @@ async function respond(
   headers: http.OutgoingHttpHeaders,
   signal: AbortSignal | undefined,
 ): Promise<SendFileResult> {
+  if (signal?.aborted) throw abortError(signal, 0);
   delete headers['transfer-encoding'];
   const method = res.req?.method;
   const bodyless = method === 'HEAD' || statusCode === 204 || statusCode === 304 || statusCode < 200;
@@ -800,18 +880,24 @@ async function respond(
 
   if (!directBody(res)) return writeBody(res, input.fd, offset, count, statusCode, headers, signal);
 
-  const socket = await socketOf(res);
+  const socket = await socketOf(res, signal);
   if (res.headersSent) throw headersSent();
+  if (signal?.aborted) throw abortError(signal, 0); // nothing written yet: the response is the caller's
   // The body bypasses res.write(): Node's own length check would see 0 bytes.
   if (res.strictContentLength) res.strictContentLength = false;
   res.writeHead(statusCode, headers);
   res.flushHeaders(); // the status line and headers are now queued on the socket, before the body
   let result: SendFileResult;
+  // From here to sendOwnedFile's first check of the signal all is synchronous:
+  // an abort is either seen above or delivered to the send.
+  const link = linkedSignal(signal);
   try {
-    result = await sendOwnedFile(socket, input.fd, offset, count, signal);
+    result = await sendOwnedFile(socket, input.fd, offset, count, link.signal);
   } catch (err) {
     if (!socket.destroyed) socket.destroy(); // headers went out, the body cannot be completed
     throw err;
+  } finally {
+    link.done();
   }
   if (result.bytes < count) {
     socket.destroy();
@@ -835,6 +921,7 @@ async function writeBody(
   headers: http.OutgoingHttpHeaders,
   signal: AbortSignal | undefined,
 ): Promise<SendFileResult> {
+  if (signal?.aborted) throw abortError(signal, 0); // nothing written yet: the response is the caller's
   res.writeHead(statusCode, headers);
   const piece = 256 << 10;
   let sent = 0;
@@ -853,6 +940,7 @@ async function writeBody(
     } catch (err) {
       return fail(err);
     }
+    if (signal?.aborted) fail(abortError(signal, sent)); // aborted during the read
     if (got === 0) {
       fail(coded('ERR_HTTP_CONTENT_LENGTH_MISMATCH',
         `Response body's content-length of ${sent} byte(s) does not match the content-length of ${count} byte(s) set in header`));
@@ -860,14 +948,19 @@ async function writeBody(
     const more = res.write(buf.subarray(0, got));
     sent += got;
     if (!more && sent < count) {
+      // Wait for 'drain', the response closing, or an abort (a client that
+      // stopped reading must not hold an aborted response): the loop's
+      // checks then say which.
       await new Promise<void>((resolve) => {
         const go = (): void => {
           res.removeListener('drain', go);
           res.removeListener('close', go);
+          offAbort?.();
           resolve();
         };
         res.once('drain', go);
         res.once('close', go);
+        const offAbort = signal && whenAborted(signal, go);
       });
     }
   }
@@ -886,10 +979,7 @@ async function fail(res: http.ServerResponse, statusCode: number, extra: http.Ou
   headers['content-length'] = body.length;
   headers['x-content-type-options'] = 'nosniff';
   res.writeHead(statusCode, headers);
-  await new Promise<void>((resolve) => {
-    res.once('close', resolve);
-    res.end(body, () => resolve());
-  });
+  await endResponse(res, body);
   return { statusCode, bytes: 0, zeroCopy: false };
 }
 

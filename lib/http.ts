@@ -15,6 +15,7 @@ import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, t
 import { invalidArgType, invalidArgValue, type CodedError } from './errors';
 import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, type FileLike } from './validate';
 import { abortError } from './send';
+import { linkedSignal, whenAborted } from './abort';
 import { binding, isNative } from './native';
 import { isNativeFailure } from './errors';
 
@@ -254,13 +255,16 @@ export async function serveFile(
 
   const target = resolveTarget(path, opts.root);
   if (typeof target === 'number') return fail(res, target);
+  // The directory the path was joined to, taken now (synchronously after
+  // resolveTarget) and used for every check of this request.
+  const base = opts.root === undefined ? undefined : baseOf(opts.root);
   // Judged on every request, before the cache: an entry kept for an
   // 'allow' call never answers an 'ignore' one.
-  if (dotfiles !== 'allow' && hasDotSegment(requestPart(target, opts.root))) return fail(res, dotfiles === 'deny' ? 403 : 404);
+  if (dotfiles !== 'allow' && hasDotSegment(requestPart(target, base))) return fail(res, dotfiles === 'deny' ? 403 : 404);
   const served: Served = { req, res, target, root: opts.root, useEtag, useLastModified, maxAge };
 
   if (cache) {
-    const hit = cache.lookup(target, opts.root);
+    const hit = cache.lookup(target, base);
     if (hit) {
       try {
         const r = await serveOpen(served, hit.entry.input.fd, hit.meta, hit.entry);
@@ -283,8 +287,8 @@ export async function serveFile(
     // The real root the file was found inside: the cache records it with the
     // entry, as the only root this check stands for.
     let confinedTo: string | undefined;
-    if (opts.root !== undefined) {
-      confinedTo = await confined(input.fd, target, opts.root);
+    if (base !== undefined) {
+      confinedTo = await confined(input.fd, target, base);
       if (confinedTo === undefined) return fail(res, 404);
     }
     let meta: Meta;
@@ -559,16 +563,19 @@ class OpenFileCache {
 
   /**
    * A cached file that `target` still names, revalidated now (synchronously):
-   * same device and inode by stat(target), fresh metadata, and (with a root)
-   * the descriptor's real path inside the root. Anything else drops the entry.
+   * same device and inode by stat(target), fresh metadata, and (with a root:
+   * `base`, the directory the request path was joined to) the descriptor's
+   * real path inside that root's real path, checked again unless the last
+   * check was for this very root and less than CONFINE_RECHECK_MS ago.
+   * Anything else drops the entry.
    */
-  lookup(target: string, root: string | undefined): { entry: Entry; meta: Meta } | undefined {
+  lookup(target: string, base: string | undefined): { entry: Entry; meta: Meta } | undefined {
     const entry = this.entries.get(target);
     if (!entry) return undefined;
     const now = Date.now();
     let realRoot: string | null = null;
-    if (root !== undefined) {
-      const known = realRoots.get(root);
+    if (base !== undefined) {
+      const known = realRoots.get(base);
       if (known === undefined) {
         this.drop(target);
         return undefined;
@@ -813,50 +820,6 @@ function endResponse(res: http.ServerResponse, body: Buffer | undefined, written
   });
 }
 
-/**
- * Waiters on each AbortSignal, behind one 'abort' listener per signal: a
- * signal shared by many concurrent responses (one for a whole server's
- * shutdown) would otherwise collect a listener per response and warn
- * (MaxListenersExceededWarning) past ten.
- */
-const abortWaiters = new WeakMap<AbortSignal, { waiters: Set<() => void>; fire: () => void }>();
-
-/** Calls `fn` once when `signal` aborts (never if it already has); returns the function that stops waiting. */
-function whenAborted(signal: AbortSignal, fn: () => void): () => void {
-  let entry = abortWaiters.get(signal);
-  if (!entry) {
-    const waiters = new Set<() => void>();
-    const fire = (): void => {
-      abortWaiters.delete(signal);
-      for (const waiter of [...waiters]) waiter();
-      waiters.clear();
-    };
-    entry = { waiters, fire };
-    abortWaiters.set(signal, entry);
-    signal.addEventListener('abort', fire, { once: true });
-  }
-  const { waiters, fire } = entry;
-  const waiter = (): void => fn();
-  waiters.add(waiter);
-  return () => {
-    if (!waiters.delete(waiter) || waiters.size > 0) return;
-    if (abortWaiters.get(signal)?.waiters === waiters) abortWaiters.delete(signal);
-    signal.removeEventListener('abort', fire);
-  };
-}
-
-/**
- * A signal of this call's own that follows `signal` (through whenAborted),
- * for a callee that listens on it directly: one listener per call lands on
- * the call's own signal, not on the shared one. `done()` unlinks it.
- */
-function linkedSignal(signal: AbortSignal | undefined): { signal: AbortSignal | undefined; done: () => void } {
-  if (!signal) return { signal: undefined, done: () => undefined };
-  const own = new AbortController();
-  const done = whenAborted(signal, () => own.abort(signal.reason));
-  return { signal: own.signal, done };
-}
-
 async function respond(
   res: http.ServerResponse,
   input: Input,
@@ -1026,25 +989,33 @@ function resolveTarget(path: string, root: string | undefined): string | number 
 }
 
 /**
- * root's real path, resolved once per root (and again when a check fails
+ * The directory a root's request paths are joined to: resolveTarget's
+ * `resolve(root)`, made at the root's first use (resolveTarget has just
+ * made it, synchronously, whenever this is asked).
+ */
+function baseOf(root: string): string {
+  return resolvedRoots.get(root) ?? resolvePath(root);
+}
+
+/**
+ * The real path of each root directory (by baseOf(root): the directory the
+ * request path was joined to, never root resolved again against a cwd that
+ * may have changed since), resolved once (and again when a check fails
  * against it, in case root was moved or relinked). Bounded: at most 64 roots.
  */
 const realRoots = new Map<string, string>();
 
-async function realRootOf(root: string, fresh: boolean): Promise<string | undefined> {
-  let real = fresh ? undefined : realRoots.get(root);
+async function realRootOf(base: string, fresh: boolean): Promise<string | undefined> {
+  let real = fresh ? undefined : realRoots.get(base);
   if (real !== undefined) return real;
   try {
-    // The directory the request path was joined to (a relative root is
-    // resolved once, at its first use), never root resolved again against
-    // a cwd that may have changed since.
-    real = await realpath(resolvedRoots.get(root) ?? resolvePath(root));
+    real = await realpath(base);
   } catch {
-    realRoots.delete(root);
+    realRoots.delete(base);
     return undefined;
   }
   if (realRoots.size >= 64) realRoots.clear();
-  realRoots.set(root, real);
+  realRoots.set(base, real);
   return real;
 }
 
@@ -1054,12 +1025,12 @@ async function realRootOf(root: string, fresh: boolean): Promise<string | undefi
  * known for certain. Judged on the descriptor (see descriptorRealPath), not
  * on the name, which may lead elsewhere by now.
  */
-async function confined(fd: number, opened: string, root: string): Promise<string | undefined> {
+async function confined(fd: number, opened: string, base: string): Promise<string | undefined> {
   const real = await descriptorRealPath(fd, opened);
   if (real === undefined) return undefined;
-  const realRoot = await realRootOf(root, false);
+  const realRoot = await realRootOf(base, false);
   if (realRoot !== undefined && inside(real, realRoot)) return realRoot;
-  const again = await realRootOf(root, true);
+  const again = await realRootOf(base, true);
   return again !== undefined && again !== realRoot && inside(real, again) ? again : undefined;
 }
 
@@ -1075,12 +1046,10 @@ function toDotfiles(value: unknown): 'ignore' | 'deny' | 'allow' {
 
 /**
  * The part of a resolved target that the request named: the path below
- * root (the whole path without root). resolveTarget has just resolved
- * root, synchronously, so its base is known.
+ * `base`, the directory it was joined to (the whole path without root).
  */
-function requestPart(target: string, root: string | undefined): string {
-  if (root === undefined) return target;
-  const base = resolvedRoots.get(root) ?? resolvePath(root);
+function requestPart(target: string, base: string | undefined): string {
+  if (base === undefined) return target;
   return target.startsWith(base) ? target.slice(base.length) : target;
 }
 

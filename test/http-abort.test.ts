@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { serveFile, sendFileResponse, closeServeFileCache, capabilities } from '../lib/index';
+import { sendRange } from '../lib/send';
 import { scratch, randomFile, MiB, KiB } from './send-helpers';
 
 t.setTimeout(120_000);
@@ -273,4 +274,39 @@ t.test('a wrapped response that keeps the chunk it was given and calls back earl
   await orHang(client.closed, 'the first response');
   t.ok(client.data().subarray(-64 * KiB).equals(A), 'the client got the first file');
   t.comment(`fast path ${capabilities().fastPath ? 'on' : 'off (fallback: bodies never read on the JS thread)'}`);
+});
+
+t.test('no native send job starts once the signal has aborted', async (t) => {
+  // A send the native side completes on the JS thread returns its byte count
+  // at once: a cancel after the start would come too late.
+  const file = join(base, 'small-4.txt');
+  const size = fs.statSync(file).size;
+  fs.readFileSync(file); // resident: the send can complete at once
+  let got = 0;
+  const ended = new Promise<void>((resolve) => {
+    const srv = net.createServer((s) => {
+      s.on('data', (d: Buffer) => (got += d.length));
+      s.on('end', () => {
+        srv.close();
+        resolve();
+      });
+    });
+    srv.listen(0, '127.0.0.1', () => {
+      const c = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1', () => {
+        const out = (c as unknown as { _handle: { fd: number } })._handle.fd;
+        const inFd = fs.openSync(file, 'r');
+        const ac = new AbortController();
+        ac.abort();
+        sendRange(out, inFd, 0, size, ac.signal).then(
+          (n) => t.fail(`resolved with ${n} bytes sent`),
+          (err: Error & { bytesSent?: number }) => t.same({ name: err.name, bytesSent: err.bytesSent }, { name: 'AbortError', bytesSent: 0 }),
+        ).finally(() => {
+          fs.closeSync(inFd);
+          c.end();
+        });
+      });
+    });
+  });
+  await orHang(ended, 'the connection');
+  t.equal(got, 0, 'no byte reached the peer');
 });

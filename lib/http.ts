@@ -146,8 +146,10 @@ export interface ServeFileOptions {
    * is opened afresh; gone: 404), its size and mtime (for Content-Length,
    * ETag and Last-Modified) are taken fresh from that stat, and the
    * descriptor's real path is checked against root again (at most once a
-   * second per file: a file moved out of root and linked back at its old
-   * name is refused within a second). File bytes are
+   * second per file while requests name the same root: a file moved out of
+   * root and linked back at its old name is refused within a second; a
+   * request with another root, or the first with a root after one without,
+   * is always checked). File bytes are
    * never cached: they are read from the live file at send time, so a file
    * modified in place, truncated or replaced is never served stale. (While
    * the descriptor is open its inode number cannot be reused, so device and
@@ -531,10 +533,11 @@ interface Entry {
 }
 
 /**
- * How long a cached descriptor's confinement to root is taken as known. Its
- * identity (stat: same device and inode) is checked on every hit; whether
- * that file still lies inside root (readlink of /proc/self/fd/N, about 4 us
- * of a 60 us request) at most this often. What the window allows: the very
+ * How long a cached descriptor's confinement to a root is taken as known,
+ * for that root only (Entry.confinedTo). Its identity (stat: same device
+ * and inode) is checked on every hit; whether that file still lies inside
+ * the root (a readlink of /proc/self/fd/N, one more system call per hit) at
+ * most this often. What the window allows: the very
  * file that was served, moved out of root and linked back by a symlink at
  * its old name, is still served for up to this long. A different file at
  * the name (a symlink swapped to point elsewhere) fails the identity check

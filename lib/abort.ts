@@ -11,8 +11,20 @@
  */
 const abortWaiters = new WeakMap<AbortSignal, { waiters: Set<() => void>; fire: () => void }>();
 
-/** Calls `fn` once when `signal` aborts (never if it already has); returns the function that stops waiting. */
+/**
+ * Calls `fn` once when `signal` aborts (on a microtask if it already has);
+ * returns the function that stops waiting.
+ */
 export function whenAborted(signal: AbortSignal, fn: () => void): () => void {
+  if (signal.aborted) {
+    let waiting = true;
+    queueMicrotask(() => {
+      if (waiting) fn();
+    });
+    return () => {
+      waiting = false;
+    };
+  }
   let entry = abortWaiters.get(signal);
   if (!entry) {
     const waiters = new Set<() => void>();

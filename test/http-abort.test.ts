@@ -118,8 +118,12 @@ t.test('an abort while a pipelined response waits for its connection', async (t)
       () => ({ resolved: true, firstEnded }),
       (err: Error & { bytesSent?: number }) => ({ name: err.name, bytesSent: err.bytesSent, firstEnded, headersSent: res.headersSent }),
     );
-    // Abort once the send is waiting for the connection (a few turns of the loop).
-    setImmediate(() => setImmediate(() => ac.abort()));
+    // Abort once the send waits for the connection (listens for its 'socket').
+    const poll = (): void => {
+      if (res.listenerCount('socket') > 0) ac.abort();
+      else setImmediate(poll);
+    };
+    poll();
   };
   const client = await connect();
   client.socket.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n');

@@ -10,11 +10,12 @@ import * as net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { join, resolve as resolvePath, sep } from 'node:path';
 import { contentType } from './mime';
-import { inside } from './paths';
+import { descriptorRealPath, inside } from './paths';
 import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
-import { invalidArgType, type CodedError } from './errors';
+import { invalidArgType, invalidArgValue, type CodedError } from './errors';
 import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, type FileLike } from './validate';
 import { abortError } from './send';
+import { linkedSignal, whenAborted } from './abort';
 import { binding, isNative } from './native';
 import { evaluatePreconditions, requestPath, selectRange, type FieldValue, type Validators } from './http-conditional';
 import { isNativeFailure } from './errors';
@@ -32,7 +33,16 @@ export interface SendFileResponseOptions {
   statusCode?: number;
   /** Response headers, merged over those set with `res.setHeader()`. Content-Length is always set by pagewarm. */
   headers?: http.OutgoingHttpHeaders;
-  /** Aborts the body; the connection is then closed (its response can no longer be completed). */
+  /**
+   * Aborts the response, at any stage: the promise rejects with an
+   * `AbortError` whose `bytesSent` is the body bytes sent (zero-copy: that
+   * left for the socket; copied: handed to `res.write()`). Aborted before
+   * the status line was written (while the file opens, or while a pipelined
+   * response waits for its connection), nothing is written and the response
+   * is left to the caller (`bytesSent` 0); after, the connection is
+   * destroyed, as the response can no longer be completed. One signal may
+   * be shared by any number of concurrent responses.
+   */
   signal?: AbortSignal;
 }
 
@@ -81,6 +91,7 @@ export async function sendFileResponse(
 
   const input = await openSource(pinSource(source)); // pinned before any await: the caller may close its fd
   try {
+    if (signal?.aborted) throw abortError(signal, 0);
     const size = (await fstat(input.fd)).size;
     const start = Math.min(offset, size);
     const count = length < 0 ? size - start : Math.min(length, size - start);
@@ -102,8 +113,28 @@ export interface ServeFileOptions {
    * bytes and malformed encodings 400, and a file whose real path (after
    * symlinks) leaves root 404. Without root, `path` is a file system path
    * used as it is (NUL and `..` segments are still refused).
+   *
+   * Confinement is checked on the opened file, not on its name: on Linux
+   * the kernel's name for the open descriptor (`/proc/self/fd/N`);
+   * elsewhere `realpath` of the name, accepted only if it still names the
+   * opened file (same device and inode). The open-file cache records the
+   * real root each check was made for and checks again for any other root.
+   * See docs/http.md, "Security".
    */
   root?: string;
+  /**
+   * Files and directories whose names start with a dot (`.env`, `.git/`,
+   * `.well-known/`): any segment of the request path relative to root (of
+   * the whole path without root), after percent-decoding, as `send` and
+   * `serve-static` judge it; root's own path does not count.
+   * `'ignore'` (the default): 404, as if absent. `'deny'`: 403.
+   * `'allow'`: served like any other file. Only names are judged: a symlink
+   * without a leading dot that points at a dotfile is served (if it stays
+   * inside root).
+   * @throws TypeError `ERR_INVALID_ARG_TYPE` when not a string,
+   *   `ERR_INVALID_ARG_VALUE` when not one of the three.
+   */
+  dotfiles?: 'ignore' | 'deny' | 'allow';
   /**
    * Send a weak ETag (size and mtime). Default true. If-None-Match compares
    * weakly, If-Match and If-Range strongly (so never match it): see
@@ -123,8 +154,10 @@ export interface ServeFileOptions {
    * is opened afresh; gone: 404), its size and mtime (for Content-Length,
    * ETag and Last-Modified) are taken fresh from that stat, and the
    * descriptor's real path is checked against root again (at most once a
-   * second per file: a file moved out of root and linked back at its old
-   * name is refused within a second). File bytes are
+   * second per file while requests name the same root: a file moved out of
+   * root and linked back at its old name is refused within a second; a
+   * request with another root, or the first with a root after one without,
+   * is always checked). File bytes are
    * never cached: they are read from the live file at send time, so a file
    * modified in place, truncated or replaced is never served stale. (While
    * the descriptor is open its inode number cannot be reused, so device and
@@ -161,7 +194,7 @@ export interface ServeFileCacheOptions {
 
 /** What {@link serveFile} resolves with. */
 export interface ServeFileResult {
-  /** The status sent: 200, 206, 304, 400, 403, 404, 405, 412, 416 or 500. */
+  /** The status sent: 200, 206, 304, 400, 403, 404, 405, 412, 416 or 500 (403/404 also for dotfiles, see {@link ServeFileOptions.dotfiles}). */
   statusCode: number;
   /** Body bytes of the file sent (0 for HEAD and error responses). */
   bytes: number;
@@ -192,7 +225,8 @@ export interface ServeFileResult {
  *   (`http://host/path`); `*` and authority-form get 400.
  * - Content-Type from the extension (see `contentType`), Accept-Ranges,
  *   Cache-Control `public, max-age=<maxAge>`.
- * - Confinement to `options.root`, see {@link ServeFileOptions.root}.
+ * - Confinement to `options.root`, see {@link ServeFileOptions.root};
+ *   dotfiles are 404 unless allowed, see {@link ServeFileOptions.dotfiles}.
  *   Directories, devices and FIFOs get 404; unreadable files 403; other
  *   failures to open 500. Error responses have a short text body.
  *
@@ -228,6 +262,7 @@ export async function serveFile(
   const useEtag = toBoolean(opts.etag, 'options.etag', true);
   const useLastModified = toBoolean(opts.lastModified, 'options.lastModified', true);
   const maxAge = opts.maxAge === undefined ? 0 : toIntInRange(opts.maxAge, 'options.maxAge', 0, 2 ** 31 - 1);
+  const dotfiles = toDotfiles(opts.dotfiles);
   const cache = cacheFor(opts.cache);
   if (res.headersSent) throw headersSent();
 
@@ -236,10 +271,16 @@ export async function serveFile(
 
   const target = resolveTarget(path, opts.root);
   if (typeof target === 'number') return fail(res, target);
+  // The directory the path was joined to, taken now (synchronously after
+  // resolveTarget) and used for every check of this request.
+  const base = opts.root === undefined ? undefined : baseOf(opts.root);
+  // Judged on every request, before the cache: an entry kept for an
+  // 'allow' call never answers an 'ignore' one.
+  if (dotfiles !== 'allow' && hasDotSegment(requestPart(target, base))) return fail(res, dotfiles === 'deny' ? 403 : 404);
   const served: Served = { req, res, target, root: opts.root, useEtag, useLastModified, maxAge };
 
   if (cache) {
-    const hit = cache.lookup(target, opts.root);
+    const hit = cache.lookup(target, base);
     if (hit) {
       try {
         const r = await serveOpen(served, hit.entry.input.fd, hit.meta, hit.entry);
@@ -259,7 +300,13 @@ export async function serveFile(
   }
   let entry: Entry | undefined;
   try {
-    if (opts.root !== undefined && !(await confined(input.fd, target, opts.root))) return fail(res, 404);
+    // The real root the file was found inside: the cache records it with the
+    // entry, as the only root this check stands for.
+    let confinedTo: string | undefined;
+    if (base !== undefined) {
+      confinedTo = await confined(input.fd, target, base);
+      if (confinedTo === undefined) return fail(res, 404);
+    }
     let meta: Meta;
     try {
       meta = toMeta(await fstat(input.fd));
@@ -267,7 +314,7 @@ export async function serveFile(
       return fail(res, statusForOpenError(err));
     }
     if (!meta.isFile) return fail(res, 404);
-    entry = cache?.insert(target, input, meta); // the cache owns the descriptor from here
+    entry = cache?.insert(target, input, meta, confinedTo); // the cache owns the descriptor from here
     const r = await serveOpen(served, input.fd, meta, cache ? entry ?? { cached: false } : false);
     if (r !== RETRY) return r;
     // The file changed between fstat and the read: describe it again, and
@@ -405,20 +452,19 @@ async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Pro
     // disk wait. The headers and the body then leave in one write, through
     // res.end() (so wrapped responses, TLS and pipelining work as usual).
     // Otherwise the body goes zero-copy from pagewarm's threads, below.
-    const slab = count > SLAB_MIN ? slabs.pop() ?? Buffer.allocUnsafeSlow(FAST_MAX) : undefined;
+    // A slab is reused once res.end() calls back; only a direct response
+    // guarantees its bytes are in the kernel by then. Middleware that
+    // replaced write/end may keep the chunk and call back at once.
+    const slab = count > SLAB_MIN && directBody(res) ? slabs.pop() ?? Buffer.allocUnsafeSlow(FAST_MAX) : undefined;
     const body = slab ? slab.subarray(0, count) : Buffer.allocUnsafe(count);
     const got = fast.cached || !fastPathAvailable || resident(fd, start, count) ? readResident(fd, body, start) : NOT_CACHED;
     fast.cached = got === count;
     if (got === count) {
       headers['content-length'] = count;
       res.writeHead(statusCode, headers);
-      await new Promise<void>((resolve) => {
-        res.once('close', resolve);
-        res.end(body, () => {
-          // The body is in the kernel now: the slab can serve another response.
-          if (slab && slabs.length < MAX_SLABS) slabs.push(slab);
-          resolve();
-        });
+      await endResponse(res, body, () => {
+        // The body is in the kernel now: the slab can serve another response.
+        if (slab && slabs.length < MAX_SLABS) slabs.push(slab);
       });
       return { statusCode, bytes: count, zeroCopy: false };
     }
@@ -499,15 +545,23 @@ interface Entry {
   lastUsed: number;
   /** The last read on the JS thread found the range in the page cache (see {@link FastPath}). */
   cached: boolean;
-  /** When the descriptor's real path was last found inside root (Date.now()). */
+  /**
+   * The real root the descriptor's real path was last found inside, or
+   * undefined if no root was ever checked (a call without root inserted
+   * it). A lookup with any other root checks again: a proof made for one
+   * root never stands for another (a wider one, or none at all).
+   */
+  confinedTo: string | undefined;
+  /** When that was (Date.now()). */
   confinedAt: number;
 }
 
 /**
- * How long a cached descriptor's confinement to root is taken as known. Its
- * identity (stat: same device and inode) is checked on every hit; whether
- * that file still lies inside root (readlink of /proc/self/fd/N, about 4 us
- * of a 60 us request) at most this often. What the window allows: the very
+ * How long a cached descriptor's confinement to a root is taken as known,
+ * for that root only (Entry.confinedTo). Its identity (stat: same device
+ * and inode) is checked on every hit; whether that file still lies inside
+ * the root (a readlink of /proc/self/fd/N, one more system call per hit) at
+ * most this often. What the window allows: the very
  * file that was served, moved out of root and linked back by a symlink at
  * its old name, is still served for up to this long. A different file at
  * the name (a symlink swapped to point elsewhere) fails the identity check
@@ -536,21 +590,24 @@ class OpenFileCache {
 
   /**
    * A cached file that `target` still names, revalidated now (synchronously):
-   * same device and inode by stat(target), fresh metadata, and (with a root)
-   * the descriptor's real path inside the root. Anything else drops the entry.
+   * same device and inode by stat(target), fresh metadata, and (with a root:
+   * `base`, the directory the request path was joined to) the descriptor's
+   * real path inside that root's real path, checked again unless the last
+   * check was for this very root and less than CONFINE_RECHECK_MS ago.
+   * Anything else drops the entry.
    */
-  lookup(target: string, root: string | undefined): { entry: Entry; meta: Meta } | undefined {
+  lookup(target: string, base: string | undefined): { entry: Entry; meta: Meta } | undefined {
     const entry = this.entries.get(target);
     if (!entry) return undefined;
     const now = Date.now();
     let realRoot: string | null = null;
-    if (root !== undefined && now - entry.confinedAt >= CONFINE_RECHECK_MS) {
-      const known = realRoots.get(root);
+    if (base !== undefined) {
+      const known = realRoots.get(base);
       if (known === undefined) {
         this.drop(target);
         return undefined;
       }
-      realRoot = known;
+      if (entry.confinedTo !== known || now - entry.confinedAt >= CONFINE_RECHECK_MS) realRoot = known;
     }
     const st = statScratch;
     const status = binding.revalidate(target, entry.input.fd, realRoot, st);
@@ -566,7 +623,10 @@ class OpenFileCache {
       meta = { isFile: true, dev: meta.dev, ino: meta.ino, size: st[2], mtimeMs: st[3] };
       entry.meta = meta;
     }
-    if (realRoot !== null) entry.confinedAt = now;
+    if (realRoot !== null) {
+      entry.confinedTo = realRoot;
+      entry.confinedAt = now;
+    }
     entry.refs++;
     entry.lastUsed = now;
     this.entries.delete(target); // most recently used: last
@@ -575,14 +635,18 @@ class OpenFileCache {
     return { entry, meta };
   }
 
-  /** Takes over an opened file (in use by the caller: release() it), unless it is too large or already cached. */
-  insert(target: string, input: Input, meta: Meta): Entry | undefined {
+  /**
+   * Takes over an opened file (in use by the caller: release() it), unless
+   * it is too large or already cached. `confinedTo`: the real root the
+   * caller found the file inside just now (undefined: none was checked).
+   */
+  insert(target: string, input: Input, meta: Meta, confinedTo: string | undefined): Entry | undefined {
     // Inode numbers beyond 2^53 would not compare exactly as numbers: not cached.
     if (meta.size > this.maxBytes || this.entries.has(target) || !Number.isSafeInteger(meta.ino) || !Number.isSafeInteger(meta.dev)) {
       return undefined;
     }
-    const now = Date.now(); // serveFile checked confinement just before inserting
-    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: now, cached: false, confinedAt: now };
+    const now = Date.now();
+    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: now, cached: false, confinedTo, confinedAt: now };
     this.entries.set(target, entry);
     this.bytes += meta.size;
     this.trim(entry);
@@ -728,32 +792,58 @@ function directBody(res: http.ServerResponse): boolean {
   return true;
 }
 
-/** The response's socket, once it has one (a pipelined response waits for the one before it). */
-function socketOf(res: http.ServerResponse): Promise<net.Socket> {
+/**
+ * The response's socket, once it has one (a pipelined response waits for
+ * the one before it). An abort while waiting rejects (nothing written).
+ */
+function socketOf(res: http.ServerResponse, signal: AbortSignal | undefined): Promise<net.Socket> {
   if (res.socket) return Promise.resolve(res.socket as net.Socket);
   return new Promise((resolve, reject) => {
-    const onSocket = (socket: net.Socket): void => {
+    const settle = (): void => {
+      res.removeListener('socket', onSocket);
       res.removeListener('close', onClose);
+      offAbort?.();
+    };
+    const onSocket = (socket: net.Socket): void => {
+      settle();
       // Resolving defers to a microtask: assignSocket() has flushed by then.
       resolve(socket);
     };
     const onClose = (): void => {
-      res.removeListener('socket', onSocket);
+      settle();
       reject(coded('ERR_STREAM_DESTROYED', 'The response was closed before it got its connection', { bytesSent: 0 }));
     };
     res.once('socket', onSocket);
     res.once('close', onClose);
+    const offAbort = signal && whenAborted(signal, () => {
+      settle();
+      reject(abortError(signal, 0));
+    });
   });
 }
 
 function ended(res: http.ServerResponse): Promise<void> {
+  return endResponse(res, undefined);
+}
+
+/**
+ * `res.end(body)`, resolved when its callback runs (`written` is called
+ * first) or when the response closes, whichever comes first; no listener is
+ * left on the response either way.
+ */
+function endResponse(res: http.ServerResponse, body: Buffer | undefined, written?: () => void): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       res.removeListener('close', done);
       resolve();
     };
     res.once('close', done);
-    res.end(done);
+    const callback = (): void => {
+      written?.();
+      done();
+    };
+    if (body) res.end(body, callback);
+    else res.end(callback);
   });
 }
 
@@ -766,6 +856,7 @@ async function respond(
   headers: http.OutgoingHttpHeaders,
   signal: AbortSignal | undefined,
 ): Promise<SendFileResult> {
+  if (signal?.aborted) throw abortError(signal, 0);
   delete headers['transfer-encoding'];
   const method = res.req?.method;
   const bodyless = method === 'HEAD' || statusCode === 204 || statusCode === 304 || statusCode < 200;
@@ -779,18 +870,24 @@ async function respond(
 
   if (!directBody(res)) return writeBody(res, input.fd, offset, count, statusCode, headers, signal);
 
-  const socket = await socketOf(res);
+  const socket = await socketOf(res, signal);
   if (res.headersSent) throw headersSent();
+  if (signal?.aborted) throw abortError(signal, 0); // nothing written yet: the response is the caller's
   // The body bypasses res.write(): Node's own length check would see 0 bytes.
   if (res.strictContentLength) res.strictContentLength = false;
   res.writeHead(statusCode, headers);
   res.flushHeaders(); // the status line and headers are now queued on the socket, before the body
   let result: SendFileResult;
+  // From here to sendOwnedFile's first check of the signal all is synchronous:
+  // an abort is either seen above or delivered to the send.
+  const link = linkedSignal(signal);
   try {
-    result = await sendOwnedFile(socket, input.fd, offset, count, signal);
+    result = await sendOwnedFile(socket, input.fd, offset, count, link.signal);
   } catch (err) {
     if (!socket.destroyed) socket.destroy(); // headers went out, the body cannot be completed
     throw err;
+  } finally {
+    link.done();
   }
   if (result.bytes < count) {
     socket.destroy();
@@ -814,6 +911,7 @@ async function writeBody(
   headers: http.OutgoingHttpHeaders,
   signal: AbortSignal | undefined,
 ): Promise<SendFileResult> {
+  if (signal?.aborted) throw abortError(signal, 0); // nothing written yet: the response is the caller's
   res.writeHead(statusCode, headers);
   const piece = 256 << 10;
   let sent = 0;
@@ -832,6 +930,7 @@ async function writeBody(
     } catch (err) {
       return fail(err);
     }
+    if (signal?.aborted) fail(abortError(signal, sent)); // aborted during the read
     if (got === 0) {
       fail(coded('ERR_HTTP_CONTENT_LENGTH_MISMATCH',
         `Response body's content-length of ${sent} byte(s) does not match the content-length of ${count} byte(s) set in header`));
@@ -839,14 +938,19 @@ async function writeBody(
     const more = res.write(buf.subarray(0, got));
     sent += got;
     if (!more && sent < count) {
+      // Wait for 'drain', the response closing, or an abort (a client that
+      // stopped reading must not hold an aborted response): the loop's
+      // checks then say which.
       await new Promise<void>((resolve) => {
         const go = (): void => {
           res.removeListener('drain', go);
           res.removeListener('close', go);
+          offAbort?.();
           resolve();
         };
         res.once('drain', go);
         res.once('close', go);
+        const offAbort = signal && whenAborted(signal, go);
       });
     }
   }
@@ -865,10 +969,7 @@ async function fail(res: http.ServerResponse, statusCode: number, extra: http.Ou
   headers['content-length'] = body.length;
   headers['x-content-type-options'] = 'nosniff';
   res.writeHead(statusCode, headers);
-  await new Promise<void>((resolve) => {
-    res.once('close', resolve);
-    res.end(body, () => resolve());
-  });
+  await endResponse(res, body);
   return { statusCode, bytes: 0, zeroCopy: false };
 }
 
@@ -916,42 +1017,74 @@ function resolveTarget(path: string, root: string | undefined): string | number 
 }
 
 /**
- * root's real path, resolved once per root (and again when a check fails
+ * The directory a root's request paths are joined to: resolveTarget's
+ * `resolve(root)`, made at the root's first use (resolveTarget has just
+ * made it, synchronously, whenever this is asked).
+ */
+function baseOf(root: string): string {
+  return resolvedRoots.get(root) ?? resolvePath(root);
+}
+
+/**
+ * The real path of each root directory (by baseOf(root): the directory the
+ * request path was joined to, never root resolved again against a cwd that
+ * may have changed since), resolved once (and again when a check fails
  * against it, in case root was moved or relinked). Bounded: at most 64 roots.
  */
 const realRoots = new Map<string, string>();
 
-async function realRootOf(root: string, fresh: boolean): Promise<string | undefined> {
-  let real = fresh ? undefined : realRoots.get(root);
+async function realRootOf(base: string, fresh: boolean): Promise<string | undefined> {
+  let real = fresh ? undefined : realRoots.get(base);
   if (real !== undefined) return real;
   try {
-    real = await realpath(resolvePath(root));
+    real = await realpath(base);
   } catch {
-    realRoots.delete(root);
+    realRoots.delete(base);
     return undefined;
   }
   if (realRoots.size >= 64) realRoots.clear();
-  realRoots.set(root, real);
+  realRoots.set(base, real);
   return real;
 }
 
-/** Where a descriptor's file really is: on Linux the kernel's name for the opened file (no race with a swapped symlink). */
-function openedPath(fd: number): string {
-  return fs.readlinkSync(`/proc/self/fd/${fd}`);
+/**
+ * The real root that the file actually opened (after every symlink) lies
+ * inside, or undefined when it lies outside root or its location cannot be
+ * known for certain. Judged on the descriptor (see descriptorRealPath), not
+ * on the name, which may lead elsewhere by now.
+ */
+async function confined(fd: number, opened: string, base: string): Promise<string | undefined> {
+  const real = await descriptorRealPath(fd, opened);
+  if (real === undefined) return undefined;
+  const realRoot = await realRootOf(base, false);
+  if (realRoot !== undefined && inside(real, realRoot)) return realRoot;
+  const again = await realRootOf(base, true);
+  return again !== undefined && again !== realRoot && inside(real, again) ? again : undefined;
 }
 
-/** Whether the file actually opened (after every symlink) lies inside root. */
-async function confined(fd: number, opened: string, root: string): Promise<boolean> {
-  let real: string;
-  try {
-    real = process.platform === 'linux' ? openedPath(fd) : await realpath(opened);
-  } catch {
-    return false;
+/** The dotfiles option, validated. */
+function toDotfiles(value: unknown): 'ignore' | 'deny' | 'allow' {
+  if (value === undefined) return 'ignore';
+  if (typeof value !== 'string') throw invalidArgType('options.dotfiles', 'of type string', value);
+  if (value !== 'ignore' && value !== 'deny' && value !== 'allow') {
+    throw invalidArgValue('options.dotfiles', value, "must be one of: 'ignore', 'deny', 'allow'");
   }
-  const realRoot = await realRootOf(root, false);
-  if (realRoot !== undefined && inside(real, realRoot)) return true;
-  const again = await realRootOf(root, true);
-  return again !== undefined && again !== realRoot && inside(real, again);
+  return value;
+}
+
+/**
+ * The part of a resolved target that the request named: the path below
+ * `base`, the directory it was joined to (the whole path without root).
+ */
+function requestPart(target: string, base: string | undefined): string {
+  if (base === undefined) return target;
+  return target.startsWith(base) ? target.slice(base.length) : target;
+}
+
+/** Whether a path has a segment starting with a dot, other than `.` itself (send's containsDotFile). */
+function hasDotSegment(path: string): boolean {
+  if (!path.includes('.')) return false;
+  return path.split('/').some((part) => part.length > 1 && part[0] === '.');
 }
 
 function statusForOpenError(err: unknown): number {

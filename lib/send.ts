@@ -111,6 +111,9 @@ export async function sendRange(
   length: number,
   signal?: AbortSignal,
 ): Promise<number> {
+  // Before the job, not only after: a job that completes on the JS thread
+  // returns its byte count at once, and a cancel after that comes too late.
+  if (signal?.aborted) throw abortError(signal, 0);
   const id = nextId();
   const started = binding.send(outFd, inFd, offset, length, id);
   if (isNativeFailure(started)) throw sendError(started);

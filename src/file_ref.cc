@@ -48,7 +48,6 @@ SysResult FileRef::Check(const char* syscall) {
   if (flags < 0) return SysResult::Fail(errno, syscall);
   if ((flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY)
     return SysResult::Fail(EBADF, syscall);  // what read/sendfile would say
-  writable_ = (flags & O_ACCMODE) == O_RDWR;
   direct_ = (flags & O_DIRECT) != 0;
 
   struct stat st;

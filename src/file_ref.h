@@ -35,7 +35,6 @@ class FileRef {
   int64_t size() const { return size_; }
   bool reopened() const { return reopened_; }
   uint32_t uid() const { return uid_; }
-  bool writable() const { return writable_; }
   bool direct() const { return direct_; }
 
  private:
@@ -47,7 +46,6 @@ class FileRef {
   int64_t size_ = 0;
   uint32_t uid_ = 0;
   bool reopened_ = false;
-  bool writable_ = false;
 };
 
 // Whether a number from JS can name a descriptor. Descriptors are ints; a

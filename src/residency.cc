@@ -6,14 +6,11 @@
 #include <linux/capability.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <climits>
-#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -81,10 +78,8 @@ bool InitialUserNamespace() {
 // truthful answer into "unknown", never the reverse. Without cachestat this
 // check is the only thing between a caller and mincore's "all resident" lie.
 bool MincoreTellsTruth(const FileRef& file) {
-  struct stat st;
-  if (fstat(file.fd(), &st) != 0) return false;
   uid_t fsuid = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1)));  // reads it, changes nothing
-  if (fsuid == st.st_uid) return true;
+  if (fsuid == file.uid()) return true;
   if (HaveFowner() && InitialUserNamespace()) return true;
   char path[64];
   snprintf(path, sizeof path, "/proc/self/fd/%d", file.fd());

@@ -1,10 +1,11 @@
 // Page-cache residency of a byte range: cachestat(2) where the kernel has it
 // (Linux >= 6.5), else mincore(2) over a bounded temporary mapping.
 //
-// Kernels since 5.2 answer only for callers that could write the file (its
-// owner, a writer, or CAP_SYS_ADMIN): cachestat fails with EPERM and mincore
-// pretends every page is resident. Both cases come back as kUnknown, never as
-// a claim of residency.
+// Kernels since 5.2 answer only for callers that own the file (or hold
+// CAP_FOWNER over it) or may write to it by its permissions (how the
+// descriptor was opened does not matter): otherwise cachestat fails with
+// EPERM and mincore pretends every page is resident. Both cases come back as
+// kUnknown, never as a claim of residency.
 #pragma once
 #include <cstdint>
 #include "file_ref.h"

@@ -23,7 +23,8 @@ export interface PrepareOptions {
  * Large ranges are warmed one chunk at a time (8 MiB by default, see
  * {@link configure}), round-robin with other warm-ups, so small requests are
  * never stuck behind large ones. A range that is already fully resident and
- * at most 2 MiB long resolves on the JS thread, without a thread hop.
+ * at most 512 KiB long resolves on the JS thread, without a thread hop
+ * (pages whose read is still in flight do not count as resident for this).
  *
  * The descriptor is duplicated for the operation, so closing it while the
  * warm-up runs is safe. O_DIRECT descriptors are warmed through a buffered

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "addon.h"
+#include "file_ref.h"
 #include "job.h"
 
 namespace pagewarm {
@@ -73,6 +74,7 @@ Napi::Value Binding::ReadCached(const Napi::CallbackInfo& info) {
       static_cast<uint64_t>(offset) + static_cast<uint64_t>(length) > buffer.Length()) {
     NAPI_THROW(Napi::RangeError::New(env, "pagewarm: range outside the buffer"), Napi::Value());
   }
+  if (!FdInRange(fd)) return SysErrorValue(env, SysResult::Fail(EBADF, "preadv2"));
   if (no_nowait_reads.load(std::memory_order_relaxed)) {
     return SysErrorValue(env, SysResult::Fail(EOPNOTSUPP, "preadv2"));
   }
@@ -116,6 +118,7 @@ Napi::Value Binding::Revalidate(const Napi::CallbackInfo& info) {
   out[4] = S_ISREG(st.st_mode) ? 1 : 0;
 
   if (info[2].IsNull()) return Napi::Number::New(env, 0);
+  if (!FdInRange(fd)) return Napi::Number::New(env, -EBADF);
   std::string root = info[2].As<Napi::String>().Utf8Value();
   char link[64];
   snprintf(link, sizeof link, "/proc/self/fd/%d", static_cast<int>(fd));

@@ -41,16 +41,15 @@ class ResidencyJob : public Job {
     return Slice::kDone;
   }
 
-  void Settle(Napi::Env env, napi_deferred deferred) override {
-    if (aborted_) {
-      napi_reject_deferred(env, deferred, CancelledValue(env, ResidencySyscall()));
-    } else if (!result_.ok()) {
-      napi_reject_deferred(env, deferred, SysErrorValue(env, result_));
-    } else {
-      napi_resolve_deferred(env, deferred, ResidencyValue(env, residency_));
-    }
+ protected:
+  Napi::Value Result(Napi::Env env, bool* rejected) override {
+    *rejected = aborted_ || !result_.ok();
+    if (aborted_) return CancelledValue(env, ResidencySyscall());
+    if (!result_.ok()) return SysErrorValue(env, result_);
+    return ResidencyValue(env, residency_);
   }
 
+ public:
   FileRef file;
   int64_t offset = 0;
   int64_t length = 0;
@@ -72,11 +71,12 @@ Napi::Value Binding::Residency(const Napi::CallbackInfo& info) {
       !ArgInt64(info, 2, &length) || !ArgInt64(info, 3, &id))
     return Napi::Value();
   std::unique_ptr<ResidencyJob> job(new ResidencyJob());
-  SysResult r = job->file.Open(static_cast<int>(fd), ResidencySyscall(), false);
+  SysResult r = job->file.Open(fd, ResidencySyscall(), false);
+  if (r.ok() && offset < 0) r = SysResult::Fail(EINVAL, ResidencySyscall());
   if (!r.ok()) return SysErrorValue(env, r);
   job->id = static_cast<uint32_t>(id);
   job->offset = offset;
-  job->length = length < 0 ? INT64_MAX - offset : length;
+  job->length = length < 0 ? INT64_MAX - offset : length;  // offset >= 0: no overflow
   return queue->Submit(env, job.release());
 }
 
@@ -87,7 +87,8 @@ Napi::Value Binding::ResidencySync(const Napi::CallbackInfo& info) {
   if (!ArgInt64(info, 0, &fd) || !ArgInt64(info, 1, &offset) || !ArgInt64(info, 2, &length))
     return Napi::Value();
   FileRef file;  // synchronous on the JS thread: no duplicate needed
-  SysResult r = file.Inspect(static_cast<int>(fd), ResidencySyscall());
+  SysResult r = file.Inspect(fd, ResidencySyscall());
+  if (r.ok() && offset < 0) r = SysResult::Fail(EINVAL, ResidencySyscall());
   if (!r.ok()) return SysErrorValue(env, r);
   struct Residency res;
   r = QueryResidency(file, offset, length < 0 ? INT64_MAX - offset : length, &res);
@@ -110,7 +111,7 @@ Napi::Value Binding::Advise(const Napi::CallbackInfo& info) {
   if (advice < 0 || advice > 5) {
     NAPI_THROW(Napi::RangeError::New(env, "pagewarm: bad advice"), Napi::Value());
   }
-  int err = posix_fadvise(static_cast<int>(fd), offset, length, kAdvice[advice]);
+  int err = FdInRange(fd) ? posix_fadvise(static_cast<int>(fd), offset, length, kAdvice[advice]) : EBADF;
   if (err != 0) return SysErrorValue(env, SysResult::Fail(err, "posix_fadvise"));
   return env.Undefined();
 }

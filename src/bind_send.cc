@@ -44,8 +44,9 @@ class OutRef {
   ~OutRef() {
     if (fd_ >= 0) close(fd_);
   }
-  SysResult Open(int user_fd) {
-    fd_ = fcntl(user_fd, F_DUPFD_CLOEXEC, 0);
+  SysResult Open(int64_t user_fd) {
+    if (!FdInRange(user_fd)) return SysResult::Fail(EBADF, "sendfile");
+    fd_ = fcntl(static_cast<int>(user_fd), F_DUPFD_CLOEXEC, 0);
     if (fd_ < 0) return SysResult::Fail(errno, "sendfile");
     int flags = fcntl(fd_, F_GETFL);
     if (flags < 0) return SysResult::Fail(errno, "sendfile");
@@ -130,6 +131,7 @@ SysResult SendSome(int out, int in, int64_t offset, int64_t length, bool* eof,
 // takes the lowest free number, which is the other argument's number if
 // that one was closed, and the call would then check (or use) our own dup.
 SysResult CheckOpen(int64_t out_fd, int64_t in_fd) {
+  if (!FdInRange(out_fd) || !FdInRange(in_fd)) return SysResult::Fail(EBADF, "sendfile");
   if (fcntl(static_cast<int>(out_fd), F_GETFD) < 0 || fcntl(static_cast<int>(in_fd), F_GETFD) < 0)
     return SysResult::Fail(errno, "sendfile");
   return SysResult::Ok(0);
@@ -159,19 +161,15 @@ class SendJob : public Job {
     return Slice::kMore;
   }
 
-  void Settle(Napi::Env env, napi_deferred deferred) override {
-    Napi::Value reason;
-    if (aborted_) {
-      reason = CancelledValue(env, "sendfile");
-    } else if (!error_.ok()) {
-      reason = SysErrorValue(env, error_);
-    } else {
-      napi_resolve_deferred(env, deferred, Napi::Number::New(env, static_cast<double>(sent_before + done_)));
-      return;
-    }
-    napi_reject_deferred(env, deferred, WithBytesSent(reason, sent_before + done_));
+ protected:
+  Napi::Value Result(Napi::Env env, bool* rejected) override {
+    *rejected = aborted_ || !error_.ok();
+    if (!*rejected) return Napi::Number::New(env, static_cast<double>(sent_before + done_));
+    Napi::Value reason = aborted_ ? CancelledValue(env, "sendfile") : SysErrorValue(env, error_);
+    return WithBytesSent(reason, sent_before + done_);
   }
 
+ public:
   FileRef file;
   OutRef out;
   int64_t offset = 0;
@@ -207,19 +205,18 @@ class OpenJob : public Job {
     return Slice::kDone;
   }
 
-  void Settle(Napi::Env env, napi_deferred deferred) override {
-    if (aborted_) {
-      napi_reject_deferred(env, deferred, CancelledValue(env, "open"));
-    } else if (fd_ < 0) {
-      napi_reject_deferred(env, deferred, SysErrorValue(env, SysResult::Fail(error_, "open")));
-    } else {
-      env.GetInstanceData<Binding>()->pinned.insert(fd_);  // closed by unpin() or at teardown
-      napi_resolve_deferred(env, deferred, Napi::Number::New(env, fd_));
-      fd_ = -1;
-    }
-  }
-
   std::string path;
+
+ protected:
+  Napi::Value Result(Napi::Env env, bool* rejected) override {
+    *rejected = aborted_ || fd_ < 0;
+    if (aborted_) return CancelledValue(env, "open");
+    if (fd_ < 0) return SysErrorValue(env, SysResult::Fail(error_, "open"));
+    Napi::Value fd = Napi::Number::New(env, fd_);
+    env.GetInstanceData<Binding>()->pinned.insert(fd_);  // closed by unpin() or at teardown
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_ = -1;
@@ -288,8 +285,9 @@ Napi::Value Binding::Send(const Napi::CallbackInfo& info) {
     return Napi::Value();
   std::unique_ptr<SendJob> job(new SendJob());
   SysResult r = CheckOpen(out_fd, in_fd);
-  if (r.ok()) r = job->out.Open(static_cast<int>(out_fd));
-  if (r.ok()) r = job->file.Open(static_cast<int>(in_fd), "sendfile", true);
+  if (r.ok()) r = job->out.Open(out_fd);
+  if (r.ok()) r = job->file.Open(in_fd, "sendfile", true);
+  if (r.ok() && offset < 0) r = SysResult::Fail(EINVAL, "sendfile");  // as sendfile(2) says
   if (!r.ok()) return SysErrorValue(env, r);
   if (length < 0) length = ClampRange(job->file.size(), offset, INT64_MAX);
   // Nothing to send, or at or past the end: 0 without a thread hop (sendfile
@@ -300,11 +298,14 @@ Napi::Value Binding::Send(const Napi::CallbackInfo& info) {
   // way on these machines, more than sending 64 KiB costs): the design of
   // Kafka's fix, whose network thread calls sendfile on warmed pages. The
   // destination cannot make it wait (EAGAIN ends the attempt; the rest is
-  // queued as usual), and the pages are checked just before. Only pages
+  // queued as usual), and the pages are checked just before: resident, and
+  // readable without waiting (cachestat alone also counts pages whose read
+  // is still in flight, and sendfile would wait on those). Only pages
   // reclaimed in the microseconds between the check and the call would be
   // read from the disk here.
-  if (length <= kInlineSendMax && job->out.nonblocking() &&
-      FullyResident(job->file.fd(), offset, length)) {
+  int64_t in_bounds = ClampRange(job->file.size(), offset, length);
+  if (in_bounds <= kInlineSendMax && job->out.nonblocking() &&
+      ReadableWithoutWaiting(job->file.fd(), offset, in_bounds)) {
     Counters().inline_sends.fetch_add(1, std::memory_order_relaxed);
     bool eof, would_block;
     SigpipeGuard no_sigpipe;
@@ -335,8 +336,9 @@ Napi::Value Binding::SendSync(const Napi::CallbackInfo& info) {
   OutRef out;
   FileRef file;
   SysResult r = CheckOpen(out_fd, in_fd);
-  if (r.ok()) r = out.Open(static_cast<int>(out_fd));
-  if (r.ok()) r = file.Open(static_cast<int>(in_fd), "sendfile", true);
+  if (r.ok()) r = out.Open(out_fd);
+  if (r.ok()) r = file.Open(in_fd, "sendfile", true);
+  if (r.ok() && offset < 0) r = SysResult::Fail(EINVAL, "sendfile");
   if (!r.ok()) return SysErrorValue(env, r);
   if (length < 0) length = ClampRange(file.size(), offset, INT64_MAX);
   if (length == 0 || offset >= file.size()) return Napi::Number::New(env, 0);

@@ -1,5 +1,7 @@
 #include "env_queue.h"
 
+#include <string>
+
 #include "pool.h"
 
 namespace pagewarm {
@@ -9,18 +11,40 @@ std::shared_ptr<EnvQueue> EnvQueue::Create(Napi::Env env) {
   uv_loop_t* loop = nullptr;
   NAPI_THROW_IF_FAILED(env, napi_get_uv_event_loop(env, &loop), nullptr);
 
+  // Every step is checked, and a failure undoes the steps before it: a
+  // queue without its resource, async context or teardown hook would settle
+  // into a null scope, or outlive its environment and be touched after.
+  napi_status status = napi_ok;
+  Napi::Object resource = Napi::Object::New(env);
+  status = napi_create_reference(env, resource, 1, &q->resource_);
+  if (status != napi_ok) NAPI_THROW_IF_FAILED(env, status, nullptr);
+  status = napi_async_init(env, resource, Napi::String::New(env, "pagewarm"), &q->context_);
+  if (status != napi_ok) {
+    napi_delete_reference(env, q->resource_);
+    NAPI_THROW_IF_FAILED(env, status, nullptr);
+  }
+
   q->async_ = new uv_async_t();
-  if (uv_async_init(loop, q->async_, OnAsync) != 0) {
+  int rc = uv_async_init(loop, q->async_, OnAsync);
+  if (rc != 0) {
     delete q->async_;
-    NAPI_THROW(Napi::Error::New(env, "pagewarm: uv_async_init failed"), nullptr);
+    napi_async_destroy(env, q->context_);
+    napi_delete_reference(env, q->resource_);
+    NAPI_THROW(Napi::Error::New(env, std::string("pagewarm: uv_async_init failed: ") + uv_strerror(rc)), nullptr);
   }
   q->async_->data = q.get();
   uv_unref(reinterpret_cast<uv_handle_t*>(q->async_));  // ref'd while jobs run
 
-  Napi::Object resource = Napi::Object::New(env);
-  napi_create_reference(env, resource, 1, &q->resource_);
-  napi_async_init(env, resource, Napi::String::New(env, "pagewarm"), &q->context_);
-  napi_add_async_cleanup_hook(env, OnTeardown, q.get(), &q->hook_);
+  status = napi_add_async_cleanup_hook(env, OnTeardown, q.get(), &q->hook_);
+  if (status != napi_ok) {
+    // Without the hook nothing would close the handle at teardown: close it
+    // now. Its callback frees it; nothing else refers to q yet.
+    uv_close(reinterpret_cast<uv_handle_t*>(q->async_),
+             [](uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); });
+    napi_async_destroy(env, q->context_);
+    napi_delete_reference(env, q->resource_);
+    NAPI_THROW_IF_FAILED(env, status, nullptr);
+  }
 
   q->self_ = q;
   Pool::Get().Acquire();

@@ -14,14 +14,15 @@ FileRef::~FileRef() {
   if (owned_) close(fd_);
 }
 
-SysResult FileRef::Open(int user_fd, const char* syscall, bool reopen_direct) {
+SysResult FileRef::Open(int64_t user_fd, const char* syscall, bool reopen_direct) {
   SysResult r = Inspect(user_fd, syscall);
   if (!r.ok()) return r;
   return Adopt(syscall, reopen_direct);
 }
 
-SysResult FileRef::Inspect(int user_fd, const char* syscall) {
-  fd_ = user_fd;
+SysResult FileRef::Inspect(int64_t user_fd, const char* syscall) {
+  if (!FdInRange(user_fd)) return SysResult::Fail(EBADF, syscall);
+  fd_ = static_cast<int>(user_fd);
   return Check(syscall);
 }
 
@@ -34,7 +35,7 @@ SysResult FileRef::Adopt(const char* syscall, bool reopen_direct) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int buffered = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (buffered < 0) return SysResult::Fail(errno, "open");
+    if (buffered < 0) return SysResult::Fail(errno, syscall);  // the operation's call, as for every check
     close(fd_);
     fd_ = buffered;
     reopened_ = true;
@@ -47,7 +48,6 @@ SysResult FileRef::Check(const char* syscall) {
   if (flags < 0) return SysResult::Fail(errno, syscall);
   if ((flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY)
     return SysResult::Fail(EBADF, syscall);  // what read/sendfile would say
-  writable_ = (flags & O_ACCMODE) == O_RDWR;
   direct_ = (flags & O_DIRECT) != 0;
 
   struct stat st;
@@ -60,7 +60,7 @@ SysResult FileRef::Check(const char* syscall) {
     size_ = st.st_size;
   } else if (S_ISBLK(st.st_mode)) {
     uint64_t bytes = 0;
-    if (ioctl(fd_, BLKGETSIZE64, &bytes) != 0) return SysResult::Fail(errno, "ioctl");
+    if (ioctl(fd_, BLKGETSIZE64, &bytes) != 0) return SysResult::Fail(errno, syscall);
     size_ = static_cast<int64_t>(bytes);
   } else {
     return SysResult::Fail(EINVAL, syscall);  // character devices: no page cache

@@ -21,19 +21,21 @@ class FileRef {
   // Errors are reported under `syscall`, the call the operation stands for.
   // With reopen_direct, an O_DIRECT descriptor is replaced by a buffered
   // reopen of the same file (splice from O_DIRECT bypasses the page cache).
-  SysResult Open(int user_fd, const char* syscall, bool reopen_direct);
+  // A user_fd outside [0, INT32_MAX] is EBADF: it is never cast into some
+  // other descriptor's number.
+  SysResult Open(int64_t user_fd, const char* syscall, bool reopen_direct);
 
   // The same checks on user_fd itself, without a duplicate: for work done
   // synchronously on the JS thread (sync calls, the fast path). Adopt()
   // later takes the duplicate if the work moves to another thread.
-  SysResult Inspect(int user_fd, const char* syscall);
+  SysResult Inspect(int64_t user_fd, const char* syscall);
   SysResult Adopt(const char* syscall, bool reopen_direct);
 
   int fd() const { return fd_; }
   int64_t size() const { return size_; }
   bool reopened() const { return reopened_; }
   uint32_t uid() const { return uid_; }
-  bool writable() const { return writable_; }
+  bool direct() const { return direct_; }
 
  private:
   SysResult Check(const char* syscall);
@@ -44,8 +46,11 @@ class FileRef {
   int64_t size_ = 0;
   uint32_t uid_ = 0;
   bool reopened_ = false;
-  bool writable_ = false;
 };
+
+// Whether a number from JS can name a descriptor. Descriptors are ints; a
+// larger number must be refused (EBADF), not cast: 2^32 + 3 would become 3.
+inline bool FdInRange(int64_t fd) { return fd >= 0 && fd <= INT32_MAX; }
 
 // Clamps [offset, offset + length) to a file of `size` bytes; returns the
 // clamped length (0 when offset is at or past the end).

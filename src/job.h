@@ -16,6 +16,7 @@
 namespace pagewarm {
 
 class EnvQueue;
+class Poller;
 
 enum class Slice {
   kMore,  // more to do: requeue behind the other jobs
@@ -29,11 +30,15 @@ class Job {
 
   // Runs one bounded slice of the work. Pool threads only.
   virtual Slice RunSlice() = 0;
-  // Resolves or rejects the promise. The owning JS thread only.
-  virtual void Settle(Napi::Env env, napi_deferred deferred) = 0;
+  // Resolves or rejects the promise, exactly once, whatever Result() does.
+  // The owning JS thread only (poller.cc).
+  void Settle(Napi::Env env, napi_deferred deferred);
 
-  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
-  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  // Asks the job to stop at its next slice. A job parked in the Poller is
+  // handed to it to be resumed at once (its descriptor may never become
+  // ready). The owning JS thread only, while the job is in flight.
+  void Cancel();
+  bool cancelled() const { return cancelled_.load(std::memory_order_seq_cst); }
 
   std::shared_ptr<EnvQueue> owner;
   napi_deferred deferred = nullptr;
@@ -42,8 +47,19 @@ class Job {
   int wait_fd = -1;
   uint32_t wait_events = 0;
 
+ protected:
+  // The settlement: *rejected says which way, the value is the resolution or
+  // the reason. It may throw (a napi call failing): Settle() then rejects
+  // with what was thrown, so the promise never stays pending.
+  virtual Napi::Value Result(Napi::Env env, bool* rejected) = 0;
+
  private:
+  friend class Poller;
   std::atomic<bool> cancelled_{false};
+  // The poller holding the job parked, or null. With cancelled_, both
+  // seq_cst: Cancel() stores the flag then reads this, Park() stores this
+  // then reads the flag, so at least one of them sees the other.
+  std::atomic<Poller*> parked_in_{nullptr};
 };
 
 // The plain object the TypeScript layer turns into a Node-style error.

@@ -17,6 +17,57 @@ Poller::~Poller() {
   if (event_fd_ >= 0) close(event_fd_);
 }
 
+// Job's two calls that need the poller or napi; job.h has no .cc of its own.
+
+void Job::Cancel() {
+  cancelled_.store(true, std::memory_order_seq_cst);
+  if (Poller* poller = parked_in_.load(std::memory_order_seq_cst)) poller->Cancelled(this);
+}
+
+namespace {
+
+// The reason for a settlement that failed to build its own: a plain Error
+// made with raw napi calls, which report failure instead of throwing.
+napi_value FallbackReason(napi_env env, const char* message) {
+  napi_value text = nullptr;
+  napi_value error = nullptr;
+  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text) == napi_ok &&
+      napi_create_error(env, nullptr, text, &error) == napi_ok)
+    return error;
+  napi_value undefined = nullptr;
+  napi_get_undefined(env, &undefined);
+  return undefined;
+}
+
+}  // namespace
+
+void Job::Settle(Napi::Env env, napi_deferred deferred) {
+  bool rejected = true;
+  napi_value value = nullptr;
+  try {
+    value = Result(env, &rejected);
+  } catch (const Napi::Error& e) {
+    // node-addon-api took the pending exception into e: reject with it.
+    rejected = true;
+    value = e.Value();
+  } catch (const std::exception& e) {
+    rejected = true;
+    value = FallbackReason(env, e.what());
+  }
+  if (value == nullptr) {
+    rejected = true;
+    value = FallbackReason(env, "pagewarm: could not settle the operation");
+  }
+  if (value == nullptr) return;  // the environment is stopping: nothing can settle
+  // napi_resolve/reject_deferred free the deferred whatever they return; a
+  // failure here means the environment is stopping.
+  if (rejected) {
+    napi_reject_deferred(env, deferred, value);
+  } else {
+    napi_resolve_deferred(env, deferred, value);
+  }
+}
+
 SysResult Poller::Start() {
   if (epoll_fd_ < 0) {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -28,8 +79,14 @@ SysResult Poller::Start() {
     struct epoll_event ev = {};
     ev.events = EPOLLIN;
     ev.data.ptr = nullptr;  // the eventfd
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0)
-      return SysResult::Fail(errno, "epoll_ctl");
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) {
+      // Not kept: an eventfd outside the epoll set could never wake the
+      // thread, and Stop() would join it forever. The next Start() retries.
+      int err = errno;
+      close(event_fd_);
+      event_fd_ = -1;
+      return SysResult::Fail(err, "epoll_ctl");
+    }
   }
   stopping_ = false;
   try {
@@ -49,7 +106,11 @@ std::unordered_set<Job*> Poller::Stop() {
   Nudge();
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
-  for (Job* job : parked_) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, job->wait_fd, nullptr);
+  for (Job* job : parked_) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, job->wait_fd, nullptr);
+    job->parked_in_.store(nullptr, std::memory_order_seq_cst);
+  }
+  cancelled_.clear();
   std::unordered_set<Job*> left;
   left.swap(parked_);
   return left;
@@ -57,9 +118,13 @@ std::unordered_set<Job*> Poller::Stop() {
 
 void Poller::Park(Job* job) {
   std::lock_guard<std::mutex> lock(mu_);
+  // Published before the flag is read (both seq_cst): a Cancel() that this
+  // read misses sees parked_in_ and hands the job to Cancelled().
+  job->parked_in_.store(this, std::memory_order_seq_cst);
   if (job->cancelled()) {
-    // Cancelled between its slice and here: Run() may already have looked
-    // for cancelled jobs, and its descriptor may never become ready.
+    // Cancelled between its slice and here: its descriptor may never
+    // become ready.
+    job->parked_in_.store(nullptr, std::memory_order_seq_cst);
     pool_->Resume(job);
     return;
   }
@@ -70,11 +135,22 @@ void Poller::Park(Job* job) {
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, job->wait_fd, &ev) != 0) {
     // Cannot wait on it: let the job retry its call and see the real error.
     parked_.erase(job);
+    job->parked_in_.store(nullptr, std::memory_order_seq_cst);
     pool_->Resume(job);
   }
 }
 
+void Poller::Cancelled(Job* job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (parked_.count(job) == 0) return;  // resumed already, or Park() saw the flag
+    cancelled_.push_back(job);
+  }
+  Nudge();
+}
+
 void Poller::Nudge() {
+  if (event_fd_ < 0) return;  // never started: nothing is parked
   uint64_t one = 1;
   ssize_t rc = write(event_fd_, &one, sizeof one);
   (void)rc;  // EAGAIN: a wake-up is already pending
@@ -108,16 +184,23 @@ void Poller::Run() {
         }
         if (parked_.erase(job)) ready.push_back(job);
       }
-      // Cancelled jobs leave at once, whatever their descriptor does.
-      for (auto it = parked_.begin(); it != parked_.end();) {
-        if ((*it)->cancelled()) {
-          ready.push_back(*it);
-          it = parked_.erase(it);
-        } else {
-          ++it;
+      // Cancelled jobs leave at once, whatever their descriptor does. An
+      // entry can be stale (resumed above, or by an earlier wake-up, and
+      // even freed since): only a job still parked here is touched, and a
+      // parked job is alive. A new job at a freed one's address is resumed
+      // only if it too was cancelled.
+      for (Job* job : cancelled_) {
+        auto it = parked_.find(job);
+        if (it != parked_.end() && job->cancelled()) {
+          parked_.erase(it);
+          ready.push_back(job);
         }
       }
-      for (Job* job : ready) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, job->wait_fd, nullptr);
+      cancelled_.clear();
+      for (Job* job : ready) {
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, job->wait_fd, nullptr);
+        job->parked_in_.store(nullptr, std::memory_order_seq_cst);
+      }
     }
     for (Job* job : ready) pool_->Resume(job);
   }

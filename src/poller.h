@@ -2,11 +2,16 @@
 // without holding a pool thread: one epoll thread for all of them. Our
 // epoll set holds our own dup of the socket, so it does not disturb the
 // registration libuv holds for the original descriptor.
+//
+// Each wake-up costs O(ready): the jobs epoll reports, plus the parked jobs
+// cancelled since the last one (Job::Cancel hands them over). Parked jobs
+// that nothing happened to are never visited.
 #pragma once
 #include <cstdint>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "job.h"
 #include "sys_result.h"
@@ -31,6 +36,10 @@ class Poller {
   int64_t parked();
 
  private:
+  friend class Job;
+  // Job::Cancel() of a job that may be parked here: resume it at the next
+  // wake-up, whatever its descriptor does.
+  void Cancelled(Job* job);
   void Run();
 
   Pool* pool_;
@@ -39,6 +48,7 @@ class Poller {
   std::thread thread_;
   std::mutex mu_;
   std::unordered_set<Job*> parked_;  // guarded by mu_
+  std::vector<Job*> cancelled_;      // guarded by mu_: parked, cancelled, not yet resumed
   bool stopping_ = false;            // guarded by mu_
 };
 

@@ -3,11 +3,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <linux/capability.h>
+#include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <memory>
 #include <vector>
 
 #ifndef __NR_cachestat
@@ -22,7 +26,7 @@ struct CachestatInfo {
   uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
 };
 
-// 1: present, 0: not probed yet, -1: ENOSYS.
+// 1: present, 0: not probed yet, -1: absent (or refused: see HaveCachestat).
 std::atomic<int> cachestat_state{0};
 
 constexpr int64_t kMincoreWindow = 64 << 20;  // bytes mapped at once
@@ -38,10 +42,45 @@ int64_t PagesIn(int64_t offset, int64_t length) {
   return (offset + length + ps - 1) / ps - offset / ps;
 }
 
-// Mirrors the kernel's can_do_mincore(): mincore tells the truth only to
-// callers that could write the file.
+// Whether CAP_FOWNER is in this thread's effective set (capget(2): no
+// libcap). Not euid 0: a rootless container's root, or a process that
+// dropped the capability, is uid 0 without it.
+bool HaveFowner() {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[CAP_FOWNER / 32].effective & (1u << (CAP_FOWNER % 32))) != 0;
+}
+
+// Whether this process's user namespace is the initial one (every uid and
+// gid mapped), where capable_wrt_inode_uidgid() reduces to the capability.
+bool InitialUserNamespace() {
+  static const bool initial = [] {
+    FILE* f = fopen("/proc/self/uid_map", "re");
+    if (f == nullptr) return false;
+    unsigned long long inside = 1, outside = 1, count = 0;
+    int n = fscanf(f, "%llu %llu %llu", &inside, &outside, &count);
+    bool more = fgetc(f) != EOF && fscanf(f, "%llu", &inside) == 1;
+    fclose(f);
+    return n == 3 && inside == 0 && outside == 0 && count == 4294967295ULL && !more;
+  }();
+  return initial;
+}
+
+// Mirrors the kernel's can_do_mincore() (mm/mincore.c) for a file mapping:
+// inode_owner_or_capable() (fsuid owns the inode, or CAP_FOWNER with the
+// inode's uid and gid mapped in our namespace) or
+// file_permission(file, MAY_WRITE) == 0, which is the inode's permission to
+// write for our fsuid, fsgid, groups and capabilities (CAP_DAC_OVERRIDE),
+// not how the descriptor was opened. faccessat(AT_EACCESS) on the
+// descriptor's /proc link asks the same inode_permission() with the same
+// credentials; it also refuses a read-only mount, which only ever turns a
+// truthful answer into "unknown", never the reverse. Without cachestat this
+// check is the only thing between a caller and mincore's "all resident" lie.
 bool MincoreTellsTruth(const FileRef& file) {
-  if (file.writable() || geteuid() == 0 || geteuid() == file.uid()) return true;
+  uid_t fsuid = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1)));  // reads it, changes nothing
+  if (fsuid == file.uid()) return true;
+  if (HaveFowner() && InitialUserNamespace()) return true;
   char path[64];
   snprintf(path, sizeof path, "/proc/self/fd/%d", file.fd());
   return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0;
@@ -79,9 +118,12 @@ bool HaveCachestat() {
   int state = cachestat_state.load(std::memory_order_relaxed);
   if (state == 0) {
     CachestatInfo cs;
-    // fd -1 distinguishes "no such syscall" (ENOSYS) from "bad fd" (EBADF).
+    // A kernel with cachestat checks the descriptor first and says EBADF for
+    // -1. Anything else (ENOSYS, or EPERM from a seccomp filter that refuses
+    // unknown system calls, as container runtimes' default profiles do)
+    // means cachestat cannot answer here: use mincore instead.
     int rc = Cachestat(-1, 0, 1, &cs);
-    state = (rc != 0 && errno == ENOSYS) ? -1 : 1;
+    state = (rc != 0 && errno == EBADF) ? 1 : -1;
     cachestat_state.store(state, std::memory_order_relaxed);
   }
   return state == 1;
@@ -128,10 +170,45 @@ SysResult QueryResidency(const FileRef& file, int64_t offset, int64_t length,
 }
 
 bool FullyResident(int fd, int64_t offset, int64_t length) {
-  if (length <= 0 || !HaveCachestat()) return false;
+  if (offset < 0 || length <= 0 || !HaveCachestat()) return false;
   CachestatInfo cs;
   if (Cachestat(fd, offset, length, &cs) != 0) return false;
   return static_cast<int64_t>(cs.nr_cache) >= PagesIn(offset, length);
+}
+
+bool UptodateNow(int fd, int64_t offset, int64_t length) {
+  if (offset < 0 || length <= 0) return false;
+  // The bytes land in one scratch buffer, repeated in every iovec: only the
+  // kernel's answer matters, and the copy stays in this CPU's cache.
+  constexpr size_t kScratch = 64 << 10;
+  constexpr int kIovecs = 64;  // up to 4 MiB a call
+  thread_local std::unique_ptr<char[]> scratch;
+  if (!scratch) scratch.reset(new char[kScratch]);
+  struct iovec iov[kIovecs];
+  int64_t done = 0;
+  while (done < length) {
+    int count = 0;
+    int64_t asked = 0;
+    for (; asked < length - done && count < kIovecs; count++) {
+      int64_t left = length - done - asked;
+      size_t n = left < static_cast<int64_t>(kScratch) ? static_cast<size_t>(left) : kScratch;
+      iov[count].iov_base = scratch.get();
+      iov[count].iov_len = n;
+      asked += static_cast<int64_t>(n);
+    }
+    ssize_t n = preadv2(fd, iov, count, offset + done, RWF_NOWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    // EAGAIN (the first page is not readable without waiting), a short count
+    // (a later one is not, or the file shrank), EOPNOTSUPP (no non-blocking
+    // reads on this file system), anything else: not known to be ready.
+    if (n < asked) return false;
+    done += n;
+  }
+  return true;
+}
+
+bool ReadableWithoutWaiting(int fd, int64_t offset, int64_t length) {
+  return FullyResident(fd, offset, length) && UptodateNow(fd, offset, length);
 }
 
 }  // namespace pagewarm

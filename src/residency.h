@@ -1,10 +1,11 @@
 // Page-cache residency of a byte range: cachestat(2) where the kernel has it
 // (Linux >= 6.5), else mincore(2) over a bounded temporary mapping.
 //
-// Kernels since 5.2 answer only for callers that could write the file (its
-// owner, a writer, or CAP_SYS_ADMIN): cachestat fails with EPERM and mincore
-// pretends every page is resident. Both cases come back as kUnknown, never as
-// a claim of residency.
+// Kernels since 5.2 answer only for callers that own the file (or hold
+// CAP_FOWNER over it) or may write to it by its permissions (how the
+// descriptor was opened does not matter): otherwise cachestat fails with
+// EPERM and mincore pretends every page is resident. Both cases come back as
+// kUnknown, never as a claim of residency.
 #pragma once
 #include <cstdint>
 #include "file_ref.h"
@@ -33,7 +34,24 @@ SysResult QueryResidency(const FileRef& file, int64_t offset, int64_t length,
 
 // True only when cachestat positively reports every page of the (non-empty,
 // in-bounds) range resident. Cheap: about 30 ns a page.
+//
+// Resident is not readable: cachestat (like mincore) counts a page from the
+// moment its read is submitted, while the read is still in flight. Reading
+// such a page waits for the disk on the folio lock. Code that must not wait
+// (the JS thread) asks ReadableWithoutWaiting() instead.
 bool FullyResident(int fd, int64_t offset, int64_t length);
+
+// True only when every byte of the (non-empty, in-bounds) range can be read
+// right now without waiting for the disk: preadv2(RWF_NOWAIT) of the range
+// into a scratch buffer returns all of it, so no page is missing and none
+// has a read still in flight (the kernel answers EAGAIN, or a short count,
+// for a page that is not uptodate). It copies the range: keep it for small
+// ranges. A page reclaimed right after the answer can still make the
+// caller's own read wait; nothing closes that window.
+bool UptodateNow(int fd, int64_t offset, int64_t length);
+
+// FullyResident() (cheap, rules out most cold ranges) and then UptodateNow().
+bool ReadableWithoutWaiting(int fd, int64_t offset, int64_t length);
 
 // Whether this kernel has cachestat(2) (probed once, then cached).
 bool HaveCachestat();

@@ -31,9 +31,20 @@ SysResult ReadChunk(int fd, int64_t offset, int64_t length, bool* eof) {
     if (n > 0) { done += n; continue; }
     if (n == 0) { *eof = true; break; }
     if (errno == EINTR) continue;
-    return SysResult::Fail(errno, "read");
+    return SysResult::Fail(errno, "sendfile");  // the operation's call: warm-ups report sendfile
   }
   return SysResult::Ok(done);
+}
+
+// After sendfile said EINVAL: whether a 1-byte read at the same offset
+// works, so the EINVAL was about splicing this file, not about the range.
+bool SpliceUnsupported(int fd, off_t pos) {
+  char byte;
+  ssize_t n;
+  do {
+    n = pread(fd, &byte, 1, pos);
+  } while (n < 0 && errno == EINTR);
+  return n >= 0;
 }
 
 }  // namespace
@@ -85,12 +96,15 @@ SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
       if (n == 0) { *eof = true; break; }
       if (errno == EINTR) continue;
       // No splice_read for this file (some FUSE, ZFS, GPFS, overlay set-ups):
-      // warm by reading instead, for the rest of this operation.
-      if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+      // warm by reading instead, for the rest of this operation. EINVAL is
+      // also sendfile's answer to a bad range: it means "no splice" only if
+      // a read at the same place works.
+      int err = errno;
+      if (err == ENOSYS || err == EOPNOTSUPP || (err == EINVAL && SpliceUnsupported(file.fd(), pos))) {
         state->read_fallback = true;
         break;
       }
-      return SysResult::Fail(errno, "sendfile");
+      return SysResult::Fail(err, "sendfile");
     }
     if (!state->read_fallback)
       counters.sendfile_chunks.fetch_add(1, std::memory_order_relaxed);

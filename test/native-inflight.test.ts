@@ -1,0 +1,132 @@
+// Pages whose read is still in flight (issue 13, item 21).
+//
+// cachestat (like mincore) counts a page as cached from the moment its read
+// is submitted. The two JS-thread fast paths, the inline send of a small
+// resident range and prepareForRead's settle-at-once for a resident one,
+// must not take such pages for resident: the send would wait for the disk
+// on the page lock on the JS thread, the warm-up would settle before the
+// pages landed.
+//
+// A pagewarm thread reads a cold file through a slow disk (a cgroup v1 blkio
+// throttle on pagewarm's threads only, see helpers' slowDisk), so its
+// readahead stays in flight for a long while. Pages in flight are found
+// from the outside: cachestat counts them, a non-blocking read
+// (readCached: preadv2 RWF_NOWAIT) cannot get them. On such a range the
+// test calls sendfile and prepareForRead on the JS thread and checks, by
+// pagewarm's own counters, that neither went the inline way. How long each
+// call held the JS thread is printed as a figure, not asserted.
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import { prepareForRead, sendfile, residencySync, evict, configure, stats, capabilities } from '../lib/index';
+import { binding } from '../lib/native';
+import { scratchDir, makeFile, slowDisk, threadIds, startPagewarm } from './helpers';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const PAGE = 4096;
+const caps = capabilities();
+const dir = scratchDir();
+
+/** Evicts fd until residency finds none of it resident; false (and a failed precondition) if the kernel keeps pages. */
+function makeCold(t: { fail(message: string): unknown }, fd: number): boolean {
+  for (let i = 0; i < 5; i++) {
+    evict(fd);
+    if (residencySync(fd).residentPages === 0) return true;
+  }
+  t.fail('precondition: kernel kept the pages after 5 evictions');
+  return false;
+}
+
+const scratchBuf = Buffer.alloc(PAGE);
+/** cachestat counts the page, a non-blocking read cannot have it: its read is in flight. */
+function inFlight(fd: number, offset: number): boolean {
+  if (residencySync(fd, offset, PAGE).residentPages !== 1) return false;
+  const r = binding.readCached(fd, scratchBuf, 0, PAGE, offset);
+  return typeof r !== 'number' && r.errno === 11; // EAGAIN
+}
+
+/** The highest page of [0, span) whose read is in flight (the last one submitted), or -1. */
+function lastInFlight(fd: number, span: number): number {
+  for (let offset = span - PAGE; offset >= 0; offset -= PAGE) if (inFlight(fd, offset)) return offset;
+  return -1;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+t.test('fast paths do not take pages in flight for resident', { skip: !caps.fastPath && 'no JS-thread fast paths here (they need cachestat)' }, async (t) => {
+  const path = makeFile(join(dir, 'slow'), 16 * MiB);
+  t.ok(await startPagewarm(dir), 'pagewarm threads started');
+  const disk = slowDisk(path, 1_000_000, threadIds('pagewarm-'));
+  t.teardown(() => disk.restore());
+  t.comment(`disk mode: ${disk.mode}`);
+  if (!disk.throttled) {
+    t.skip(`pages in flight need a throttled disk to stay in flight: ${disk.mode}`, () => {});
+    return;
+  }
+  configure({ chunkSize: 256 * KiB });
+  t.teardown(() => configure({ chunkSize: 8 * MiB }));
+
+  const server = net.createServer((s) => s.resume());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await new Promise((resolve) => client.once('connect', resolve));
+  const outFd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+  t.teardown(() => {
+    client.destroy();
+    server.close();
+  });
+
+  const fd = fs.openSync(path, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  if (!makeCold(t, fd)) return;
+
+  const controller = new AbortController();
+  const warming = prepareForRead(fd, 0, undefined, { signal: controller.signal }).catch((e: Error) => e);
+  const pending: Array<Promise<unknown>> = [];
+  let attempts = 0;
+  let maxHoldUs = 0;
+  try {
+    for (let round = 0; round < 400 && attempts < 6; round++) {
+      const offset = lastInFlight(fd, 16 * MiB);
+      if (offset < 0) {
+        await sleep(10);
+        continue;
+      }
+      // The pre-check has just seen the page in flight; its read is the last
+      // one submitted and lands no sooner than the throttle lets it.
+      const before = stats();
+      let started = process.hrtime.bigint();
+      const warm = prepareForRead(fd, offset, PAGE);
+      let held = Number(process.hrtime.bigint() - started) / 1e3;
+      maxHoldUs = Math.max(maxHoldUs, held);
+      pending.push(warm.catch((e) => e));
+      started = process.hrtime.bigint();
+      const send = sendfile(outFd, fd, offset, PAGE);
+      held = Number(process.hrtime.bigint() - started) / 1e3;
+      maxHoldUs = Math.max(maxHoldUs, held);
+      pending.push(send.catch((e) => e));
+      const after = stats();
+      attempts++;
+      t.equal(after.fastPathHits, before.fastPathHits, `prepareForRead of page ${offset / PAGE} (in flight) did not settle on the JS thread`);
+      t.equal(after.inlineSends, before.inlineSends, `sendfile of page ${offset / PAGE} (in flight) was not sent from the JS thread`);
+      await sleep(5);
+    }
+    t.ok(attempts > 0, `found pages in flight to try (${attempts} attempts)`);
+    t.comment(`longest a fast-path call held the JS thread: ${maxHoldUs.toFixed(0)} us`);
+  } finally {
+    controller.abort();
+  }
+  // Everything settles once the throttled reads land.
+  const results = await Promise.all(pending);
+  for (const r of results) t.equal(r, PAGE, 'each small call settled with its page once it landed');
+  const end = await warming;
+  t.ok(end instanceof Error && end.name === 'AbortError', 'the background warm-up was aborted');
+
+  // A landed page (read here, so it is) goes the fast way again.
+  fs.readSync(fd, scratchBuf, 0, PAGE, 0);
+  const s0 = stats();
+  t.equal(await prepareForRead(fd, 0, PAGE), PAGE);
+  t.equal(stats().fastPathHits, s0.fastPathHits + 1, 'a landed page settles on the JS thread');
+});

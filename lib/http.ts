@@ -498,26 +498,21 @@ const NOT_CACHED = -1;
  * body.length when the file has become shorter, or when only the start of
  * the range is cached), or NOT_CACHED when the start is not cached.
  *
- * preadv2(RWF_NOWAIT) where the file system supports it (one system call,
- * and nothing can be reclaimed between a check and the read); elsewhere
- * cachestat, then a read.
+ * preadv2(RWF_NOWAIT) only: cachestat and mincore count a page whose read
+ * is still in flight as cached, so "check, then read" could wait on the JS
+ * thread for another reader's disk read. Where the file system cannot read
+ * without waiting (EOPNOTSUPP: tmpfs, some network and FUSE file systems),
+ * or off the native binding, the range is NOT_CACHED and goes to
+ * pagewarm's threads like any other.
  */
 function readResident(fd: number, body: Buffer, start: number): number {
-  if (nowaitReads) {
-    const got = binding.readCached(fd, body, 0, body.length, start);
-    // A short count is the end of the file or a later page not cached: the
-    // caller starts over either way, which is right for both.
-    if (!isNativeFailure(got)) return got;
-    if (got.errno === EAGAIN) return NOT_CACHED;
-    if (got.errno !== EOPNOTSUPP && got.errno !== EINVAL) return 0; // an error reading: treat as changed, start over
-    // The file system cannot read without waiting: check, then read (below).
-  }
-  if (!resident(fd, start, body.length)) return NOT_CACHED;
-  try {
-    return fs.readSync(fd, body, 0, body.length, start);
-  } catch {
-    return 0;
-  }
+  if (!nowaitReads) return NOT_CACHED;
+  const got = binding.readCached(fd, body, 0, body.length, start);
+  // A short count is the end of the file or a later page not cached: the
+  // caller starts over either way, which is right for both.
+  if (!isNativeFailure(got)) return got;
+  if (got.errno === EAGAIN || got.errno === EOPNOTSUPP || got.errno === EINVAL) return NOT_CACHED;
+  return 0; // an error reading: treat as changed, start over
 }
 
 /** Whether cachestat(2) reports `[start, start + count)` fully resident (never true when it cannot tell). */

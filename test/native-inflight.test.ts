@@ -18,6 +18,8 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as http from 'node:http';
+import { serveFile, closeServeFileCache, type ServeFileResult } from '../lib/index';
 import { join } from 'node:path';
 import { prepareForRead, sendfile, residencySync, evict, configure, stats, capabilities } from '../lib/index';
 import { binding } from '../lib/native';
@@ -129,4 +131,39 @@ t.test('fast paths do not take pages in flight for resident', { skip: !caps.fast
   const s0 = stats();
   t.equal(await prepareForRead(fd, 0, PAGE), PAGE);
   t.equal(stats().fastPathHits, s0.fastPathHits + 1, 'a landed page settles on the JS thread');
+});
+
+// serveFile's fast path reads a small resident body on the JS thread only
+// with preadv2(RWF_NOWAIT). Where the file system cannot read without
+// waiting (EOPNOTSUPP: tmpfs here), "cachestat says cached, then read" could
+// wait for a read in flight, so such a body goes to pagewarm's threads.
+t.test('serveFile never reads on the JS thread where RWF_NOWAIT is not supported (tmpfs)', async (t) => {
+  if (!caps.zeroCopySend || !fs.existsSync('/dev/shm')) return t.skip('needs the native binding and a tmpfs at /dev/shm');
+  const shm = fs.mkdtempSync('/dev/shm/pagewarm-nowait-');
+  t.teardown(() => fs.rmSync(shm, { recursive: true, force: true }));
+  const body = Buffer.alloc(16 * KiB, 7);
+  fs.writeFileSync(join(shm, 'small.bin'), body);
+  const probe = fs.openSync(join(shm, 'small.bin'), 'r');
+  const got = binding.readCached(probe, Buffer.alloc(16), 0, 16, 0);
+  fs.closeSync(probe);
+  if (typeof got === 'number') return t.skip('this tmpfs reads with RWF_NOWAIT: nothing to check');
+  const results: ServeFileResult[] = [];
+  const server = http.createServer((req, res) => {
+    serveFile(req, res, req.url ?? '/', { root: shm, cache: true }).then((r) => results.push(r), (e) => res.destroy(e));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => { server.close(); closeServeFileCache(); });
+  const { port } = server.address() as net.AddressInfo;
+  for (let i = 0; i < 3; i++) {
+    const received = await new Promise<Buffer>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port, path: '/small.bin', agent: false }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c)).on('end', () => resolve(Buffer.concat(parts))).on('error', reject);
+      }).on('error', reject);
+    });
+    t.ok(received.equals(body), `request ${i + 1}: the exact bytes`);
+  }
+  for (let i = 0; i < 300 && results.length < 3; i++) await sleep(10);
+  t.equal(results.length, 3, 'three responses settled');
+  t.ok(results.every((r) => r.statusCode === 200 && r.zeroCopy), 'every body went zero-copy from pagewarm\'s threads, none was read on the JS thread');
 });

@@ -20,6 +20,7 @@ import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { capabilities, evict, residencySync } from '../lib/index';
 import { scratchDir, makeFile, hasPrlimit } from './helpers';
 
@@ -275,6 +276,31 @@ t.test('native threads', { skip: caps.native ? false : 'the fallback has no nati
     t.equal(out.after, 256, 'with the limit lifted, a residency query works');
     t.equal(out.warmed, 1 * MiB, 'and a warm-up');
     t.equal(out.threads, out.configuredThreads, 'and the pool has all its threads');
+  });
+
+  t.test('stats().threads counts the threads running; configuredThreads is the target', async (t) => {
+    const file = makeFile(join(dir, 'stats'), 64 * KiB);
+    const script = CHILD_PRELUDE + String.raw`
+      const pw = require(process.argv[1]);
+      const pick = () => ({ threads: pw.stats().threads, configuredThreads: pw.stats().configuredThreads, tids: pagewarmTids().length });
+      (async () => {
+        const fd = fs.openSync(process.argv[2], 'r');
+        const before = pick();
+        pw.configure({ threads: 3 });
+        const configured = pick();
+        await pw.residency(fd);
+        const started = pick();
+        console.log(JSON.stringify({ before, configured, started }));
+      })().catch((err) => { console.error(err); process.exit(3); });
+    `;
+    const r = await runChild(script, [dist, file], 30_000);
+    t.equal(r.code, 0, `the child ran to the end: ${describe(r)}`);
+    const byDefault = Math.min(4, Math.max(2, availableParallelism()));
+    t.same(lastJson(r), {
+      before: { threads: 0, configuredThreads: byDefault, tids: 0 },
+      configured: { threads: 0, configuredThreads: 3, tids: 0 },
+      started: { threads: 3, configuredThreads: 3, tids: 4 },
+    }, 'no thread before the first job; then 3 pagewarm-N (and the poller), as configured');
   });
 
   t.test('shrinking the pool while jobs run: they complete and the process exits on its own', async (t) => {

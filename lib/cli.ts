@@ -502,7 +502,7 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
 
   // Files in flight: one per pagewarm thread for warming (more would only
   // interleave reads on the disk); more for the cheap stat and evict.
-  const parallel = opts.command === 'warm' ? stats().threads : 16;
+  const parallel = opts.command === 'warm' ? stats().configuredThreads : 16;
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < walk.entries.length && !controller.signal.aborted) {

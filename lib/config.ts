@@ -19,8 +19,10 @@ export interface ConfigureOptions {
 
 /**
  * Sets the size of pagewarm's thread pool and its chunk size. The pool is
- * shared by the whole process (the main thread and every worker); shrinking
- * it waits for the retiring threads to finish their current slice.
+ * shared by the whole process (the main thread and every worker). Shrinking
+ * it returns at once: each retiring thread exits when its current slice
+ * returns (see {@link Stats.threads}), and the jobs it was serving go on on
+ * the threads that stay.
  *
  * @throws TypeError / RangeError for bad values.
  */
@@ -61,8 +63,16 @@ export interface Stats {
    * write the kernel could not take at once.
    */
   waiting: number;
-  /** Configured thread count. */
+  /**
+   * pagewarm's native threads running now: 0 before the first job, and
+   * threads that {@link configure} retired or the last environment's
+   * teardown stopped still count until their current slice returns (a read
+   * from a hung or throttled disk can take minutes). The fallback has no
+   * threads of its own and reports {@link configuredThreads}.
+   */
   threads: number;
+  /** The configured thread count (`configure({ threads })`, or the default). */
+  configuredThreads: number;
   /** Configured chunk size in bytes. */
   chunkSize: number;
 }

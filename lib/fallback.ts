@@ -634,6 +634,7 @@ export function fallbackBinding(): Binding {
         active: slots.running,
         waiting,
         threads,
+        configuredThreads: threads,
         chunkSize,
       };
     },

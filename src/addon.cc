@@ -101,6 +101,7 @@ Napi::Value Binding::Stats(const Napi::CallbackInfo& info) {
   o.Set("active", num(p.active));
   o.Set("waiting", num(p.waiting));
   o.Set("threads", num(p.threads));
+  o.Set("configuredThreads", num(p.target));
   o.Set("chunkSize", num(Pool::Get().chunk_size()));
   return o;
 }

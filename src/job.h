@@ -28,7 +28,9 @@ class Job {
  public:
   virtual ~Job() = default;
 
-  // Runs one bounded slice of the work. Pool threads only.
+  // Runs one bounded slice of the work. Pool threads only. Once cancelled,
+  // the next slice must only record that and return kDone: the pool relies
+  // on it to finish cancelled jobs at teardown (Pool::Run, Pool::Resume).
   virtual Slice RunSlice() = 0;
   // Resolves or rejects the promise, exactly once, whatever Result() does.
   // The owning JS thread only (poller.cc).

@@ -5,8 +5,8 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
-#include <mutex>
 
 #include "residency.h"
 
@@ -57,13 +57,20 @@ WarmCounters& Counters() {
 void SetForceReadFallback(bool on) { force_read_fallback.store(on); }
 bool ForceReadFallback() { return force_read_fallback.load(std::memory_order_relaxed); }
 
+// Only a descriptor is remembered: a failure (EMFILE on a busy server, say)
+// is returned to the warm-up that met it, and the next one tries again.
+// Threads that race here each open one; the first kept wins, the rest close.
 int NullFd() {
-  static std::once_flag once;
-  static int fd = -1;
-  std::call_once(once, [] {
-    fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) fd = -errno;
-  });
+  static std::atomic<int> cached{-1};
+  int fd = cached.load(std::memory_order_acquire);
+  if (fd >= 0) return fd;
+  fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  int expected = -1;
+  if (!cached.compare_exchange_strong(expected, fd, std::memory_order_acq_rel)) {
+    close(fd);
+    return expected;
+  }
   return fd;
 }
 

@@ -40,7 +40,8 @@ SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
 // The largest count the kernel moves in one sendfile/read call.
 constexpr int64_t kMaxIoPerCall = 0x7ffff000;
 
-// /dev/null, opened once for the process (O_CLOEXEC), or -errno.
+// /dev/null, opened once for the process (O_CLOEXEC), or -errno (a failure
+// is not remembered: the next call tries again).
 int NullFd();
 
 }  // namespace pagewarm

@@ -39,8 +39,6 @@ export interface Stats {
   warmedBytes: number;
   /** Warm-ups settled on the JS thread because the range was already resident. */
   fastPathHits: number;
-  /** Chunks found fully resident on a pagewarm thread and skipped. */
-  residentSkips: number;
   /** Chunks warmed by sendfile to /dev/null. */
   sendfileChunks: number;
   /** Chunks warmed by reading, where the filesystem cannot splice (or in the fallback). */

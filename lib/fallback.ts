@@ -626,7 +626,6 @@ export function fallbackBinding(): Binding {
         warmedBytes: counters.warmedBytes,
         fastPathHits: 0,
         inlineSends: 0,
-        residentSkips: 0,
         sendfileChunks: 0,
         fallbackReads: counters.fallbackReads,
         directReopens: counters.directReopens,

@@ -92,7 +92,6 @@ Napi::Value Binding::Stats(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("warmedBytes", num(c.warmed_bytes.load()));
   o.Set("fastPathHits", num(c.fast_path_hits.load()));
-  o.Set("residentSkips", num(c.resident_skips.load()));
   o.Set("sendfileChunks", num(c.sendfile_chunks.load()));
   o.Set("fallbackReads", num(c.fallback_reads.load()));
   o.Set("directReopens", num(c.direct_reopens.load()));

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <memory>
 
-#include "residency.h"
 
 namespace pagewarm {
 namespace {
@@ -80,18 +79,11 @@ SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
   *eof = false;
   if (length <= 0) return SysResult::Ok(0);
 
-  // A chunk that starts where our own last read ended is never skipped:
-  // cachestat also counts pages whose readahead is still in flight, so a
-  // skip there could settle before the pages are read, and would break the
-  // sequential pattern the kernel's readahead follows.
-  int64_t in_bounds = ClampRange(file.size(), offset, length);
-  if (offset != state->read_up_to && in_bounds == length &&
-      FullyResident(file.fd(), offset, length)) {
-    counters.resident_skips.fetch_add(1, std::memory_order_relaxed);
-    counters.warmed_bytes.fetch_add(length, std::memory_order_relaxed);
-    return SysResult::Ok(length);
-  }
-
+  // Every chunk goes through sendfile, resident or not. cachestat (and
+  // mincore) count a page from the moment its read is submitted, by us or by
+  // any other reader, so "cachestat says resident, skip it" could settle a
+  // warm-up before those pages land. splice to /dev/null waits for a page
+  // still being read, and costs little for pages already uptodate.
   int64_t done = 0;
   if (!state->read_fallback) {
     int null_fd = NullFd();
@@ -122,7 +114,6 @@ SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
     done += r.value;
     counters.fallback_reads.fetch_add(1, std::memory_order_relaxed);
   }
-  state->read_up_to = offset + done;
   counters.warmed_bytes.fetch_add(done, std::memory_order_relaxed);
   return SysResult::Ok(done);
 }

@@ -13,7 +13,6 @@ namespace pagewarm {
 struct WarmCounters {
   std::atomic<int64_t> warmed_bytes{0};    // bytes covered by warm-ups
   std::atomic<int64_t> fast_path_hits{0};  // warm-ups settled on the JS thread
-  std::atomic<int64_t> resident_skips{0};  // chunks skipped: already resident
   std::atomic<int64_t> sendfile_chunks{0}; // chunks warmed with sendfile
   std::atomic<int64_t> fallback_reads{0};  // chunks warmed by read(2)
   std::atomic<int64_t> direct_reopens{0};  // O_DIRECT fds warmed via a reopen
@@ -28,12 +27,12 @@ bool ForceReadFallback();
 // The per-operation state of one warm-up across its chunks.
 struct WarmState {
   bool read_fallback = ForceReadFallback();  // splice unsupported: read instead
-  int64_t read_up_to = -1;  // where this warm-up's last sendfile/read ended
 };
 
 // Warms [offset, offset + length) of file. Returns the bytes covered, which
-// is short only at end of file (*eof is then set). Skips a chunk that
-// cachestat reports fully resident. Blocks: run it off the JS thread.
+// is short only at end of file (*eof is then set). Reads every page, resident
+// or not, so it returns only once each page is uptodate (a page whose read
+// another reader started is waited for). Blocks: run it off the JS thread.
 SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
                     int64_t length, bool* eof);
 

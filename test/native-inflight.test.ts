@@ -19,6 +19,8 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as http from 'node:http';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { serveFile, closeServeFileCache, type ServeFileResult } from '../lib/index';
 import { join } from 'node:path';
 import { prepareForRead, sendfile, residencySync, evict, configure, stats, capabilities } from '../lib/index';
@@ -166,4 +168,51 @@ t.test('serveFile never reads on the JS thread where RWF_NOWAIT is not supported
   for (let i = 0; i < 300 && results.length < 3; i++) await sleep(10);
   t.equal(results.length, 3, 'three responses settled');
   t.ok(results.every((r) => r.statusCode === 200 && r.zeroCopy), 'every body went zero-copy from pagewarm\'s threads, none was read on the JS thread');
+});
+
+// A warm-up's promise is that the pages are in the page cache when it
+// settles. A page another reader has in flight is counted by cachestat but is
+// not there yet: the pool thread must wait for it, not skip it as resident.
+// The other reader is a child process throttled to 1 MB/s that asks for the
+// whole file with WILLNEED (its readahead stays in flight for about 2 s).
+t.test('a warm-up on pagewarm\'s threads settles only after pages another reader has in flight land', { skip: !caps.fastPath && 'needs cachestat and RWF_NOWAIT to see pages in flight' }, async (t) => {
+  const size = 2 * MiB; // past the JS-thread fast path: the pool warms it
+  const path = makeFile(join(dir, 'other-reader'), size);
+  const fd = fs.openSync(path, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  if (!makeCold(t, fd)) return;
+  const reader = spawn('python3', ['-c', [
+    'import os, sys',
+    'fd = os.open(sys.argv[1], os.O_RDONLY)',
+    'print("ready", flush=True)',
+    'sys.stdin.readline()',
+    'os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)',
+    'print("asked", flush=True)',
+    'sys.stdin.readline()',
+  ].join('\n'), path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => reader.kill());
+  const lines: string[] = [];
+  reader.stdout.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
+  const said = async (word: string): Promise<boolean> => {
+    for (let i = 0; i < 500 && !lines.includes(word); i++) await sleep(10);
+    return lines.includes(word);
+  };
+  if (!(await said('ready'))) return t.fail('precondition: the reader process did not start');
+  const disk = slowDisk(path, 1_000_000, [reader.pid as number]);
+  t.teardown(() => disk.restore());
+  t.comment(`disk mode: ${disk.mode}`);
+  if (!disk.throttled) return t.skip(`pages in flight need a throttled disk to stay in flight: ${disk.mode}`);
+  reader.stdin.write('\n');
+  if (!(await said('asked'))) return t.fail('precondition: the reader did not ask for the file');
+  const last = size - PAGE;
+  if (!inFlight(fd, last)) return t.fail('precondition: the reader\'s last page was not in flight (cachestat counts it, RWF_NOWAIT cannot read it)');
+  const r = residencySync(fd, 0, size);
+  t.comment(`before the warm-up: cachestat counts ${r.residentPages} of ${r.pages} pages`);
+
+  t.equal(await prepareForRead(fd, 0, size), size, 'the warm-up covers the file');
+  const all = Buffer.alloc(size);
+  const got = binding.readCached(fd, all, 0, size, 0);
+  t.equal(got, size, 'when it settles, every page reads without waiting (none still in flight)');
+  reader.stdin.end('\n');
+  await once(reader, 'exit');
 });

@@ -3,10 +3,9 @@
  * or a read on a latency-sensitive thread, so that later access never waits
  * for the disk (the LINE/Kafka fix, KAFKA-7504).
  */
-import { open } from 'node:fs/promises';
 import { binding, nextId } from './native';
 import { settle, unwrap } from './settle';
-import { invalidArgType } from './errors';
+import { invalidArgType, invalidArgValue, isNativeFailure, systemError, type NativeFailure, type SystemError } from './errors';
 import { toFd, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
 
 /** Options for {@link prepareForRead}. */
@@ -79,10 +78,15 @@ export interface WarmFileOptions extends PrepareOptions {
 
 /**
  * Opens `path` read-only, warms the range with {@link prepareForRead}, and
- * closes it again.
+ * closes it again. The open runs on pagewarm's threads (the portable
+ * fallback: on the libuv pool), and the descriptor belongs to the calling
+ * thread's environment: a worker terminated while the open or the warm-up is
+ * in flight leaks no descriptor. Opened with O_NONBLOCK, so a FIFO cannot
+ * hang the call (it is refused with `ESPIPE`).
  *
  * @returns The bytes of the range now resident.
- * @throws As `fs.promises.open` (ENOENT, EACCES, ...) and {@link prepareForRead}.
+ * @throws As `fs.promises.open` (`ENOENT: no such file or directory, open '/x'`,
+ *   `EACCES`, ..., with `path`) and {@link prepareForRead}.
  */
 export async function warmFile(path: string, options?: WarmFileOptions): Promise<number> {
   if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
@@ -91,10 +95,55 @@ export async function warmFile(path: string, options?: WarmFileOptions): Promise
   const count = opts.length === undefined ? undefined : toPosition(opts.length, 'options.length', 0);
   const signal = toSignal(opts.signal);
   throwIfAborted(signal);
-  const file = await open(path, 'r');
+  const file = await openForReading(path);
   try {
     return await prepareForRead(file.fd, start, count, { signal });
   } finally {
-    await file.close();
+    file.close();
   }
+}
+
+/** A descriptor from {@link openForReading} and how to close it. @internal */
+export interface OpenedFile {
+  fd: number;
+  /** Closes it, on the calling thread; once. */
+  close(): void;
+}
+
+/**
+ * Opens a path for reading through the binding (O_RDONLY, O_NONBLOCK,
+ * O_NOCTTY, O_CLOEXEC), off the JS thread, tied to this environment (see
+ * Binding.openFile). Nothing about the file is checked here. Errors are
+ * Node's: `ENOENT: no such file or directory, open '/x'` with `path`; a path
+ * with a NUL byte is Node's TypeError `ERR_INVALID_ARG_VALUE`. Shared with
+ * ./socket. @internal
+ */
+export async function openForReading(path: string): Promise<OpenedFile> {
+  if (path.includes('\0')) {
+    throw invalidArgValue('path', path, 'must be a string, Uint8Array, or URL without null bytes');
+  }
+  const id = nextId();
+  let fd: number;
+  try {
+    const started = binding.openFile(path, id);
+    if (isNativeFailure(started)) throw started;
+    fd = await started;
+  } catch (err) {
+    throw isNativeFailure(err) ? pathError(err, path) : err;
+  }
+  let open = true;
+  return {
+    fd,
+    close: () => {
+      if (open) binding.unpin(fd);
+      open = false;
+    },
+  };
+}
+
+function pathError(failure: NativeFailure, path: string): SystemError & { path: string } {
+  const err = systemError(failure) as SystemError & { path: string };
+  err.message += ` '${path}'`;
+  err.path = path;
+  return err;
 }

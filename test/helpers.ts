@@ -248,7 +248,8 @@ export interface CacheJudge {
 }
 
 /**
- * The judge's python3 program: reads requests `{ path, ranges: [[offset, length], ...], drop? }`,
+ * The judge's python3 program: reads requests `{ path, ranges: [[offset, length], ...], drop? }`
+ * (drop: true for the whole file, or [offset, length] for posix_fadvise DONTNEED of that range, first),
  * one JSON line each, and answers each with one line, `[[pages, resident], ...]` or `{ error }`.
  * Exported for child-process scripts: `python3 -c CACHE_JUDGE_PY` with the requests on stdin.
  */
@@ -282,8 +283,10 @@ for line in sys.stdin:
     try:
         fd = os.open(req['path'], os.O_RDONLY)
         try:
-            if req.get('drop'):
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            drop = req.get('drop')
+            if drop:
+                off, length = (0, 0) if drop is True else drop
+                os.posix_fadvise(fd, off, length, os.POSIX_FADV_DONTNEED)
             out = [check(fd, o, l) for o, l in req['ranges']]
         finally:
             os.close(fd)
@@ -371,3 +374,69 @@ export function nofileHardLimit(): number {
 
 /** util-linux prlimit(1) is installed (to run a child with other limits). */
 export const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
+
+/** The subset of tap's Test that {@link makeCold} uses. */
+interface PreconditionTest {
+  fail(message: string): void;
+  comment(...args: unknown[]): void;
+}
+
+/**
+ * Makes `[offset, offset + length)` of a file cold (no page of it in the
+ * page cache), for tests whose assertions need a cold range: the ONE way
+ * tests get one. `file` is a path or a descriptor of this process; `length`
+ * undefined means to the end of the file.
+ *
+ * Evicts with posix_fadvise DONTNEED (pagewarm's evict() natively; in the
+ * fallback, where evict() is a no-op, the mincore judge's own posix_fadvise),
+ * then checks with the judge the tests trust (residencySync: cachestat or
+ * mincore natively; the python mincore judge in the fallback, where
+ * pagewarm's residency is 'unknown'), and retries with a short backoff: a
+ * DONTNEED can miss a page still in a per-CPU LRU batch, or one another
+ * process (or a socket buffer) holds for a moment. If the kernel keeps the
+ * pages through every try, the test fails with a message starting
+ * "precondition:", never with a product assertion, and false is returned:
+ * the caller skips what depended on it. Evicting a range drops only the
+ * page-cache folios lying wholly inside it: use ranges aligned to 2 MiB, or
+ * the whole file, where large folios may be in use.
+ */
+export async function makeCold(t: PreconditionTest, file: string | number, offset = 0, length?: number): Promise<boolean> {
+  const native = capabilities().native;
+  const path = typeof file === 'number' ? fdPath(file) : file;
+  const fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
+  const size = fs.fstatSync(fd).size;
+  const span = length === undefined ? Math.max(0, size - offset) : Math.min(length, Math.max(0, size - offset));
+  let resident = -1;
+  try {
+    for (let attempt = 0, backoff = 5; attempt < 8; attempt++, backoff *= 2) {
+      if (native) {
+        evict(fd, offset, length);
+        const r = residencySync(fd, offset, span);
+        // Unknown (not the file's owner): fall back to the outside judge.
+        resident = r.residentPages ?? judgeSync(path, offset, span, false);
+      } else {
+        resident = judgeSync(path, offset, span, [offset, length ?? 0]);
+      }
+      if (resident === 0) return true;
+      await new Promise((r) => setTimeout(r, backoff));
+    }
+  } finally {
+    if (typeof file !== 'number') fs.closeSync(fd);
+  }
+  t.fail(
+    `precondition: the kernel kept ${resident} page(s) of [${offset}, +${span}) of ${typeof file === 'number' ? `fd ${file}` : file} ` +
+      'in the page cache through 8 evictions (not a pagewarm failure: the test needs a cold range)',
+  );
+  return false;
+}
+
+/** Resident pages of one range by the mincore judge, run once (synchronously); with `drop`, after that DONTNEED. */
+function judgeSync(path: string, offset: number, length: number, drop: false | [number, number]): number {
+  const out = execFileSync('python3', ['-c', CACHE_JUDGE_PY], {
+    input: JSON.stringify({ path, ranges: [[offset, length]], drop }) + '\n',
+    encoding: 'utf8',
+  });
+  const answer = JSON.parse(out) as number[][] | { error: string };
+  if (!Array.isArray(answer)) throw new Error(`cache judge: ${answer.error}`);
+  return answer[0]![1]!;
+}

@@ -20,7 +20,7 @@
 //   connection is gone.
 //
 // On the portable fallback (capabilities().native false) evict is a no-op, so
-// files start cold through dd; its sendfileSync waits for a full socket in a
+// files start cold through makeCold; its sendfileSync waits for a full socket in a
 // JS back-off loop, which terminate() interrupts at once.
 import t from 'tap';
 import * as fs from 'node:fs';
@@ -28,8 +28,8 @@ import * as net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { prepareForRead, evict, stats, configure, capabilities } from '../lib/index';
-import { scratchDir, makeFile, dropCache, fdList, startPagewarm } from './helpers';
+import { prepareForRead, stats, configure, capabilities } from '../lib/index';
+import { scratchDir, makeFile, fdList, startPagewarm, makeCold } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
@@ -45,18 +45,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 function rssMiB(): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
   return Number(m![1]) / 1024;
-}
-
-/** A cold start: pagewarm's own evict; in the fallback (where evict is a no-op) dd's posix_fadvise too. */
-function makeCold(fd: number): void {
-  evict(fd);
-  if (!caps.native) dropCache(fd);
-}
-
-function evictPath(path: string): void {
-  const fd = fs.openSync(path, 'r');
-  makeCold(fd);
-  fs.closeSync(fd);
 }
 
 /**
@@ -109,7 +97,7 @@ t.test('a worker terminated with 100 operations in flight, 50 times in a row', a
   const rssBefore = rssMiB();
   let parkedSeen = 0;
   for (let round = 0; round < 50; round++) {
-    evictPath(big);
+    await makeCold(t, big);
     const w = new Worker(busyWorker, { eval: true, workerData: { dist, big, medium, waitParked: round % 2 === 0 } });
     const m = await new Promise<{ started?: number; waiting?: number; error?: string }>((resolve, reject) => {
       w.once('message', resolve);
@@ -124,7 +112,7 @@ t.test('a worker terminated with 100 operations in flight, 50 times in a row', a
     const code = await w.terminate();
     if (code !== 1) t.fail(`round ${round}: terminate() gave ${code}`);
     if (round % 10 === 9) {
-      makeCold(mainFd);
+      await makeCold(t, mainFd);
       t.equal(await prepareForRead(mainFd), 4 * MiB, `round ${round}: the main thread keeps working`);
     }
   }
@@ -175,7 +163,7 @@ t.test(`workers terminated while 1,000 tiny jobs complete around them, ${caps.na
   // its terminate settles 1,000 jobs in flight (about 1 s a round here).
   const rounds = caps.native ? 40 : 10;
   for (let round = 0; round < rounds; round++) {
-    makeCold(fd);
+    await makeCold(t, fd);
     const w = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads');
        const pw = require(workerData.dist);
@@ -253,7 +241,7 @@ t.test('processes exiting with operations in flight', async (t) => {
 
 t.test('workers blocked in sync calls', async (t) => {
   // prepareForReadSync on a cold range: terminate() returns when the call does.
-  evictPath(big);
+  await makeCold(t, big);
   const w = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
      const pw = require(workerData.dist);

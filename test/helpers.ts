@@ -204,17 +204,12 @@ export function slowDisk(path: string, bytesPerSecond: number, only?: number[]):
   }
 }
 
-/** Evicts a whole file, independently of pagewarm (see {@link dropCache}). */
-export function evictPath(path: string): void {
-  dropCache(path);
-}
-
 /**
  * Drops a file's clean pages from the page cache without pagewarm: coreutils
  * `dd iflag=nocache count=0` calls posix_fadvise(fd, 0, 0, DONTNEED) on the
  * file (given by path, or an open descriptor handed to dd as its stdin).
- * Tests use it for a cold start where pagewarm's own `evict` is a no-op (the
- * fallback). Like any DONTNEED it can miss a page still in a per-CPU LRU batch.
+ * Unchecked: for releasing memory after a test. A test that needs a cold
+ * range uses {@link makeCold}, which checks.
  */
 export function dropCache(file: string | number): void {
   if (typeof file === 'number') execFileSync('dd', ['iflag=nocache', 'count=0', 'status=none'], { stdio: [file, 'ignore', 'inherit'] });
@@ -241,8 +236,11 @@ export interface CacheJudge {
   ranges(path: string, ranges: Array<[number, number]>): Promise<RangeResidency[]>;
   /** True when every page of [offset, offset + length) is resident (an empty range is). */
   resident(path: string, offset: number, length: number): Promise<boolean>;
-  /** Drops the whole file's clean pages (posix_fadvise DONTNEED), as {@link dropCache} does, without a process start. */
-  drop(path: string): Promise<void>;
+  /**
+   * Drops the whole file's clean pages (posix_fadvise DONTNEED), as {@link dropCache} does, without a
+   * process start; with `range` ([offset, length], length 0 meaning to the end) only that range's.
+   */
+  drop(path: string, range?: [number, number]): Promise<void>;
   /** Ends the judge process. */
   close(): void;
 }
@@ -328,7 +326,7 @@ export function cacheJudge(): CacheJudge {
   child.on('error', (err) => {
     for (const w of waiting.splice(0)) w.reject(new Error(`cache judge (python3): ${err.message}`));
   });
-  const ask = (path: string, rs: Array<[number, number]>, drop = false): Promise<RangeResidency[]> =>
+  const ask = (path: string, rs: Array<[number, number]>, drop: boolean | [number, number] = false): Promise<RangeResidency[]> =>
     new Promise((resolve, reject) => {
       if (waiting.length === 0) hold(true);
       waiting.push({ resolve, reject });
@@ -341,8 +339,8 @@ export function cacheJudge(): CacheJudge {
       const [r] = await ranges(path, [[offset, length]]);
       return r!.resident === r!.pages;
     },
-    drop: async (path) => {
-      await ask(path, [], true);
+    drop: async (path, range) => {
+      await ask(path, [], range ?? true);
     },
     close: () => {
       child.stdin.end();
@@ -411,11 +409,12 @@ export async function makeCold(t: PreconditionTest, file: string | number, offse
     for (let attempt = 0, backoff = 5; attempt < 8; attempt++, backoff *= 2) {
       if (native) {
         evict(fd, offset, length);
-        const r = residencySync(fd, offset, span);
-        // Unknown (not the file's owner): fall back to the outside judge.
-        resident = r.residentPages ?? judgeSync(path, offset, span, false);
+        // null: the kernel does not tell this user (not the file's owner): ask the outside judge.
+        resident = residencySync(fd, offset, span).residentPages ?? (await outsideJudge().ranges(path, [[offset, span]]))[0]!.resident;
       } else {
-        resident = judgeSync(path, offset, span, [offset, length ?? 0]);
+        // The fallback's evict() is a no-op: the judge's own posix_fadvise.
+        await outsideJudge().drop(path, [offset, length ?? 0]);
+        resident = (await outsideJudge().ranges(path, [[offset, span]]))[0]!.resident;
       }
       if (resident === 0) return true;
       await new Promise((r) => setTimeout(r, backoff));
@@ -430,13 +429,10 @@ export async function makeCold(t: PreconditionTest, file: string | number, offse
   return false;
 }
 
-/** Resident pages of one range by the mincore judge, run once (synchronously); with `drop`, after that DONTNEED. */
-function judgeSync(path: string, offset: number, length: number, drop: false | [number, number]): number {
-  const out = execFileSync('python3', ['-c', CACHE_JUDGE_PY], {
-    input: JSON.stringify({ path, ranges: [[offset, length]], drop }) + '\n',
-    encoding: 'utf8',
-  });
-  const answer = JSON.parse(out) as number[][] | { error: string };
-  if (!Array.isArray(answer)) throw new Error(`cache judge: ${answer.error}`);
-  return answer[0]![1]!;
+let judgeForCold: CacheJudge | undefined;
+
+/** One mincore judge for makeCold, started on first use (idle, it never keeps the process alive). */
+function outsideJudge(): CacheJudge {
+  judgeForCold ??= cacheJudge();
+  return judgeForCold;
 }

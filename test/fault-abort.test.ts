@@ -72,7 +72,7 @@ function damonPagesOut(): boolean {
 
 t.test('10,000 cold warm-ups, each aborted at a random moment (or not at all)', async (t) => {
   configure({ chunkSize: 16 * 1024, threads: 3 });
-  await makeCold(t, fd);
+  await makeCold(t, fd, 0, undefined, judge);
   let seed = 42;
   const rand = (k: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % k);
   const calls: Array<{ offset: number; length: number; reason: Error; p: Promise<Outcome> }> = [];
@@ -142,7 +142,7 @@ t.test('10,000 cold warm-ups, each aborted at a random moment (or not at all)', 
 
 t.test('one signal shared by 2,000 operations, aborted once', async (t) => {
   configure({ chunkSize: 4096, threads: 1 }); // 5 slices a call: most are still running at the abort
-  await makeCold(t, fd);
+  await makeCold(t, fd, 0, undefined, judge);
   const controller = new AbortController();
   setMaxListeners(4000, controller.signal); // 2,000 in flight on one signal: Node's own warning otherwise
   const reason = new Error('all of them');
@@ -178,7 +178,7 @@ t.test('a long-lived signal reused for 10,000 operations accumulates no listener
 
 t.test('AbortSignal.timeout and AbortSignal.any, and warmFile under aborts', async (t) => {
   configure({ chunkSize: 64 * 1024 });
-  await makeCold(t, fd);
+  await makeCold(t, fd, 0, undefined, judge);
   const results = await Promise.all(
     Array.from({ length: 300 }, (_, i) => {
       const signal = i % 2 ? AbortSignal.timeout(1 + (i % 5)) : AbortSignal.any([AbortSignal.timeout(2 + (i % 3)), new AbortController().signal]);

@@ -397,8 +397,18 @@ interface PreconditionTest {
  * the caller skips what depended on it. Evicting a range drops only the
  * page-cache folios lying wholly inside it: use ranges aligned to 2 MiB, or
  * the whole file, where large folios may be in use.
+ *
+ * `judge`: a long-lived {@link cacheJudge} the test already started (before
+ * it counted descriptors), used instead of one judge process per check
+ * (tests with hundreds of cold starts).
  */
-export async function makeCold(t: PreconditionTest, file: string | number, offset = 0, length?: number): Promise<boolean> {
+export async function makeCold(
+  t: PreconditionTest,
+  file: string | number,
+  offset = 0,
+  length?: number,
+  judge?: CacheJudge,
+): Promise<boolean> {
   const native = capabilities().native;
   const path = typeof file === 'number' ? fdPath(file) : file;
   const fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
@@ -410,11 +420,10 @@ export async function makeCold(t: PreconditionTest, file: string | number, offse
       if (native) {
         evict(fd, offset, length);
         // null: the kernel does not tell this user (not the file's owner): ask the outside judge.
-        resident = residencySync(fd, offset, span).residentPages ?? (await outsideJudge().ranges(path, [[offset, span]]))[0]!.resident;
+        resident = residencySync(fd, offset, span).residentPages ?? (await judgeOnce(judge, path, offset, span, false));
       } else {
-        // The fallback's evict() is a no-op: the judge's own posix_fadvise.
-        await outsideJudge().drop(path, [offset, length ?? 0]);
-        resident = (await outsideJudge().ranges(path, [[offset, span]]))[0]!.resident;
+        // The fallback's evict() is a no-op: the judge's own posix_fadvise, then its count.
+        resident = await judgeOnce(judge, path, offset, span, [offset, length ?? 0]);
       }
       if (resident === 0) return true;
       await new Promise((r) => setTimeout(r, backoff));
@@ -429,10 +438,22 @@ export async function makeCold(t: PreconditionTest, file: string | number, offse
   return false;
 }
 
-let judgeForCold: CacheJudge | undefined;
-
-/** One mincore judge for makeCold, started on first use (idle, it never keeps the process alive). */
-function outsideJudge(): CacheJudge {
-  judgeForCold ??= cacheJudge();
-  return judgeForCold;
+/**
+ * Resident pages of one range by the mincore judge, run once as its own
+ * process (after a DONTNEED of `drop`, if given). A process per call, not a
+ * long-lived judge: tests count this process's descriptors, and a judge's
+ * pipes started here would count.
+ */
+async function judgeOnce(judge: CacheJudge | undefined, path: string, offset: number, length: number, drop: false | [number, number]): Promise<number> {
+  if (judge) {
+    if (drop) await judge.drop(path, drop);
+    return (await judge.ranges(path, [[offset, length]]))[0]!.resident;
+  }
+  const out = execFileSync('python3', ['-c', CACHE_JUDGE_PY], {
+    input: JSON.stringify({ path, ranges: [[offset, length]], drop }) + '\n',
+    encoding: 'utf8',
+  });
+  const answer = JSON.parse(out) as number[][] | { error: string };
+  if (!Array.isArray(answer)) throw new Error(`cache judge: ${answer.error}`);
+  return answer[0]![1]!;
 }

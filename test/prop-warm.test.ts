@@ -115,7 +115,7 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
       const fd = fs.openSync(path, 'r');
       fs.fsyncSync(fd);
       try {
-        await makeCold(t, fd);
+        await makeCold(t, fd, 0, undefined, judge);
         if (preWarm) prepareForReadSync(fd, preWarm.offset, preWarm.length);
         // Residency is checked the moment each range settles: this VM reclaims
         // page cache in the background (about 150 pages/s, measured), so a
@@ -213,7 +213,7 @@ t.test('chunk size and thread count do not change the answer for one cold file',
   for (const threads of [1, 2, 7]) {
     for (const chunkSize of [4 * KiB, 64 * KiB + PAGE, 3 * MiB, 16 * MiB]) {
       configure({ threads, chunkSize });
-      await makeCold(t, fd);
+      await makeCold(t, fd, 0, undefined, judge);
       const got = await Promise.all([prepareForRead(fd), prepareForRead(fd, 5, 7 * MiB), prepareForRead(fd, size - 1, 10)]);
       t.same(got, [size, 7 * MiB, 1], `threads ${threads}, chunk ${chunkSize}`);
       if (native) {

@@ -39,7 +39,8 @@ Directories are walked recursively. Options:
   -d, --max-depth N   descend at most N directory levels below each PATH
                       (0: only the PATHs themselves; default: no limit)
   -o, --offset N      start of the range in each file, in bytes (default 0)
-  -l, --length N      bytes of the range in each file (default: to the end)
+  -l, --length N      bytes of the range in each file (default: to the end;
+                      0: an empty range)
                       N may end in K, M, G or T (powers of 1024): 64K, 2G
   -t, --threads N     pagewarm threads, 1-256 (default: one per CPU, 2 to 4,
                       or PAGEWARM_THREADS)

@@ -45,6 +45,8 @@ const isLinux = process.platform === 'linux';
 // Linux open(2) flag bits that Node does not export (the same on x86, arm and arm64).
 const O_PATH = 0o10000000;
 const O_ACCMODE = 3;
+/** openFile's flags, as native: O_NONBLOCK so a FIFO cannot hang the open (libuv adds O_CLOEXEC). */
+const OPEN_READ = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0);
 
 /** The first thing a native call checks about a descriptor, and what it learns. */
 interface FdInfo {
@@ -153,6 +155,28 @@ function reopen(fd: number, syscall?: string): number | undefined | NativeFailur
   }
 }
 
+
+/**
+ * What posix_fadvise(2) checks about a descriptor before it acts, without
+ * acting: EBADF for a closed or O_PATH descriptor, ESPIPE for a pipe. Any
+ * other open descriptor is accepted (write-only ones, directories, sockets
+ * and devices too: the kernel ignores advice it cannot use). The fallback's
+ * advise() is this check alone; ./residency uses it for an empty range,
+ * which posix_fadvise itself cannot express (its length 0 means "to the end
+ * of the file"). @internal
+ */
+export function checkAdvisable(fd: number): NativeFailure | undefined {
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(fd);
+  } catch (e) {
+    return failure(e, 'posix_fadvise');
+  }
+  const flags = openFlags(fd);
+  if (flags !== undefined && (flags & O_PATH) !== 0) return { errno: E.EBADF, syscall: 'posix_fadvise' };
+  if (st.isFIFO()) return { errno: E.ESPIPE, syscall: 'posix_fadvise' };
+  return undefined;
+}
 
 /** Bytes of [offset, offset + length) inside a file of `size` bytes; length -1: to the end. */
 function rangeLength(size: number, offset: number, length: number): number {
@@ -507,17 +531,7 @@ export function fallbackBinding(): Binding {
     },
 
     advise(fd) {
-      // posix_fadvise: EBADF for a closed or O_PATH descriptor, ESPIPE for a pipe.
-      let st: fs.Stats;
-      try {
-        st = fs.fstatSync(fd);
-      } catch (e) {
-        return failure(e, 'posix_fadvise');
-      }
-      const flags = openFlags(fd);
-      if (flags !== undefined && (flags & O_PATH) !== 0) return { errno: E.EBADF, syscall: 'posix_fadvise' };
-      if (st.isFIFO()) return { errno: E.ESPIPE, syscall: 'posix_fadvise' };
-      return undefined;
+      return checkAdvisable(fd);
     },
 
     send(outFd, inFd, offset, length, id) {
@@ -602,6 +616,24 @@ export function fallbackBinding(): Binding {
         if (reopened !== undefined) fs.closeSync(reopened);
       }
       return sent;
+    },
+
+    openFile(path) {
+      // fs.open, not fs.promises.open: a worker terminated while the open is
+      // in flight closes the descriptor fs.open returns, while
+      // fs.promises.open's would leak. Once opened it is owned: closed by
+      // unpin() or by the 'exit' hook of a terminated worker.
+      return new Promise<number>((resolve, reject) => {
+        try {
+          fs.open(path, OPEN_READ, (err, fd) => (err ? reject(failure(err, 'open')) : resolve(own(fd))));
+        } catch (e) {
+          reject(failure(e, 'open'));
+        }
+      });
+    },
+
+    unpin(fd) {
+      disown(fd);
     },
 
     cancel(id) {

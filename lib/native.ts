@@ -53,6 +53,16 @@ export interface Binding {
   revalidate(path: string, fd: number, realRoot: string | null, out: Float64Array): number;
   send(outFd: number, inFd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
   sendSync(outFd: number, inFd: number, offset: number, length: number): number | NativeFailure;
+  /**
+   * Opens `path` read-only (O_NONBLOCK, O_NOCTTY, O_CLOEXEC) off the JS
+   * thread. The descriptor belongs to this environment (the main thread or a
+   * worker): it stays open until unpin(fd) or until the environment is torn
+   * down, so a worker terminated while the open or the work on it is in
+   * flight leaks nothing. Rejects with `{ errno, syscall: 'open' }`.
+   */
+  openFile(path: string, id: number): Promise<number> | NativeFailure;
+  /** Closes a descriptor openFile() (or pin()) returned; any other number is ignored. */
+  unpin(fd: number): void;
   cancel(id: number): void;
   configure(threads: number, chunkSize: number): undefined | NativeFailure;
   stats(): NativeStats;

@@ -4,7 +4,8 @@
  */
 import { binding, nextId, type NativeResidency } from './native';
 import { settle, unwrap } from './settle';
-import { invalidArgValue } from './errors';
+import { invalidArgValue, systemError } from './errors';
+import { checkAdvisable } from './fallback';
 import { toFd, toPosition, type FileLike } from './validate';
 
 /** The page-cache state of a byte range. */
@@ -108,8 +109,22 @@ export function advise(fd: FileLike, offset: number, length: number, advice: Adv
  * evict whole files or 2 MiB-aligned ranges to be sure a range leaves.
  *
  * @param offset Default 0.
- * @param length Default: to the end of the file.
+ * @param length Bytes. Default: to the end of the file. 0 means zero bytes
+ *   (nothing is dropped; the descriptor is still checked), as everywhere in
+ *   pagewarm except {@link advise}, which passes posix_fadvise's own meaning on.
+ * @throws TypeError / RangeError for bad arguments, or a system error
+ *   (`EBADF`, `ESPIPE` for a pipe), as {@link advise}.
  */
 export function evict(fd: FileLike, offset?: number, length?: number): void {
-  advise(fd, toPosition(offset, 'offset', 0), toPosition(length, 'length', 0), 'dontneed');
+  const handle = toFd(fd);
+  const start = toPosition(offset, 'offset', 0);
+  const count = toPosition(length, 'length', -1);
+  if (count === 0) {
+    // posix_fadvise would read 0 as "to the end of the file": check the
+    // descriptor as it would, and drop nothing.
+    const bad = checkAdvisable(handle);
+    if (bad) throw systemError(bad);
+    return;
+  }
+  unwrap(binding.advise(handle, start, count < 0 ? 0 : count, ADVICE.indexOf('dontneed')));
 }

@@ -19,12 +19,13 @@ import type { FileHandle } from 'node:fs/promises';
 import * as net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { TLSSocket } from 'node:tls';
-import { binding, nextId } from './native';
+import { binding } from './native';
 import { capabilities, noteCopyingWait } from './config';
 import { prepareForRead } from './warm';
+import { openForReading } from './open';
 import { advise } from './residency';
 import { abortError, sendRange } from './send';
-import { AbortError, invalidArgType, systemError, isNativeFailure, type CodedError, type NativeFailure, type SystemError } from './errors';
+import { AbortError, invalidArgType, systemError, isNativeFailure, type CodedError, type NativeFailure } from './errors';
 import { toBoolean, toFd, toOptions, toPosition, toSignal, type FileLike } from './validate';
 
 /** Options for {@link sendFile}. */
@@ -191,11 +192,9 @@ export interface Input {
 
 const O_READ = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0);
 
-/** The native calls that tie descriptors to this environment (not in the portable fallback). */
+/** The native call that ties a duplicate of a caller's descriptor to this environment (not in the portable fallback). */
 interface Pinning {
-  openFile(path: string, id: number): Promise<number> | NativeFailure;
   pin(fd: number): number | NativeFailure;
-  unpin(fd: number): void;
 }
 const pinning: Pinning | undefined =
   typeof (binding as Partial<Pinning>).pin === 'function' ? (binding as unknown as Pinning) : undefined;
@@ -240,7 +239,7 @@ export async function openSource(source: Source): Promise<Input> {
   if ('owned' in source) return { fd: source.owned, close: async () => undefined };
   if ('pinned' in source) {
     const fd = source.pinned;
-    return { fd, close: async () => pinning!.unpin(fd) };
+    return { fd, close: async () => binding.unpin(fd) };
   }
   if ('reopened' in source) {
     const fd = source.reopened;
@@ -252,41 +251,16 @@ export async function openSource(source: Source): Promise<Input> {
 
 /**
  * Opens a path for reading (O_NONBLOCK, so a FIFO cannot hang the open) and
- * checks what it opened (EISDIR, ESPIPE, EINVAL). With the native addon the
- * open runs on pagewarm's threads and the descriptor belongs to the native
- * environment: a worker terminated while the open or the send is in flight
- * cannot leak it. (The fallback uses fs.open, whose descriptors Node closes
- * when a worker is terminated, even with the open still in flight.)
+ * checks what it opened (EISDIR, ESPIPE, EINVAL). The open runs through the
+ * binding ({@link openForReading}): on pagewarm's threads with the native
+ * addon, and the descriptor belongs to the calling thread's environment, so
+ * a worker terminated while the open or the send is in flight cannot leak it.
  * Errors are Node's: `ENOENT: no such file or directory, open '/x'` with `path`.
  * @internal
  */
 export async function openPath(path: string): Promise<Input> {
-  let input: Input;
-  if (pinning && !path.includes('\0')) {
-    const id = nextId();
-    let fd: number;
-    try {
-      const started = pinning.openFile(path, id);
-      if (isNativeFailure(started)) throw started;
-      fd = await started;
-    } catch (err) {
-      throw isNativeFailure(err) ? pathError(err, path) : err;
-    }
-    input = { fd, close: async () => pinning.unpin(fd) };
-  } else {
-    // fs.open, not fs.promises.open: a worker terminated while the open is in
-    // flight closes the descriptor fs.open returns (Node tracks it for the
-    // worker), while fs.promises.open's would leak. NUL bytes: Node's own
-    // ERR_INVALID_ARG_VALUE.
-    const fd = await new Promise<number>((resolve, reject) => {
-      try {
-        fs.open(path, O_READ, (err, opened) => (err ? reject(err) : resolve(opened)));
-      } catch (err) {
-        reject(err);
-      }
-    });
-    input = { fd, close: () => new Promise<void>((resolve) => fs.close(fd, () => resolve())) };
-  }
+  const file = await openForReading(path);
+  const input: Input = { fd: file.fd, close: async () => file.close() };
   try {
     validate(input.fd);
   } catch (err) {
@@ -294,13 +268,6 @@ export async function openPath(path: string): Promise<Input> {
     throw err;
   }
   return input;
-}
-
-function pathError(failure: NativeFailure, path: string): SystemError & { path: string } {
-  const err = systemError(failure) as SystemError & { path: string };
-  err.message += ` '${path}'`;
-  err.path = path;
-  return err;
 }
 
 /** The native checks on a source descriptor (EBADF, EISDIR, ESPIPE, EINVAL), without reading. */
@@ -365,11 +332,17 @@ function zeroCopyFor(socket: net.Socket): boolean {
   return s.connecting || socketFd(socket) >= 0;
 }
 
-/** Per socket: the original write methods and the markers pending on it. */
+/**
+ * Per socket: the original write methods, the markers pending on it, and
+ * the socket's one 'close' listener for all of them (one per held socket,
+ * however many sends are queued: a listener per send would trip Node's
+ * MaxListenersExceededWarning at 11 queued sends).
+ */
 interface Hold {
   pending: Map<unknown, SocketSend>;
   write: WriteFn;
   writev: WritevFn | null;
+  onClose: () => void;
 }
 
 const holds = new WeakMap<net.Socket, Hold>();
@@ -382,7 +355,10 @@ function hold(socket: net.Socket): Hold {
     pending: new Map(),
     write: s._write,
     writev: s._writev,
+    // A snapshot: a queued send's onClose() unholds its marker.
+    onClose: () => [...h.pending.values()].forEach((send) => send.onClose()),
   };
+  socket.on('close', h.onClose);
   s._write = function heldWrite(this: net.Socket, chunk, encoding, cb) {
     const send = h.pending.get(chunk);
     if (send) send.start(cb);
@@ -429,6 +405,7 @@ function unhold(socket: net.Socket, marker: Buffer): void {
   // (measured: 259 -> 177 µs of CPU per 64 KiB send on this VM).
   s._write = h.write;
   s._writev = h.writev;
+  socket.removeListener('close', h.onClose);
   holds.delete(socket);
 }
 
@@ -468,7 +445,6 @@ class SocketSend {
   begin(): void {
     hold(this.socket).pending.set(this.marker, this);
     this.signal?.addEventListener('abort', this.onAbort, { once: true });
-    this.socket.on('close', this.onClose);
     this.opened = openSource(this.source).then(
       (input): Opened => ({ ok: true, input }),
       (error): Opened => ({ ok: false, error }),
@@ -525,7 +501,6 @@ class SocketSend {
     const running = this.state === 'running';
     this.state = 'done';
     this.signal?.removeEventListener('abort', this.onAbort);
-    this.socket.removeListener('close', this.onClose);
     // A failed send may leave warm-ups of later chunks running: stop them. A
     // completed one has awaited every warm-up it started (at most those of
     // ranges past a shrunken end, which return at once), and abort() costs
@@ -561,7 +536,8 @@ class SocketSend {
     }
   };
 
-  private readonly onClose = (): void => {
+  /** The socket closed (called by its {@link Hold}'s one 'close' listener while this send's marker is pending). */
+  readonly onClose = (): void => {
     if (this.state === 'queued') {
       unhold(this.socket, this.marker);
       this.settle(socketError('ERR_STREAM_DESTROYED', 'The socket was destroyed before sendFile started', 0, internal(this.socket).errored), 0);

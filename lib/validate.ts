@@ -55,11 +55,25 @@ export function toOptions<T extends object>(value: unknown, name = 'options'): P
   return value as Partial<T>;
 }
 
-/** options.signal: undefined or an AbortSignal. */
+/**
+ * options.signal: undefined or an AbortSignal. Checked by shape, as Node's
+ * own validateAbortSignal does (an object with `aborted`), not with
+ * instanceof: a signal from another realm (a vm context, another copy of
+ * the AbortController polyfill) or any EventTarget with `aborted` and
+ * `reason` is accepted. Its listener methods are required too, since they
+ * are called: an object without them is refused here rather than failing
+ * with a TypeError mid-operation.
+ */
 export function toSignal(value: unknown, name = 'options.signal'): AbortSignal | undefined {
   if (value === undefined) return undefined;
-  if (!(value instanceof AbortSignal)) throw invalidArgType(name, 'an instance of AbortSignal', value);
+  if (!isAbortSignalLike(value)) throw invalidArgType(name, 'an instance of AbortSignal', value);
   return value;
+}
+
+function isAbortSignalLike(value: unknown): value is AbortSignal {
+  if (typeof value !== 'object' || value === null || !('aborted' in value)) return false;
+  const v = value as Partial<AbortSignal>;
+  return typeof v.addEventListener === 'function' && typeof v.removeEventListener === 'function';
 }
 
 /** A boolean option, with its default. */

@@ -3,10 +3,10 @@
  * or a read on a latency-sensitive thread, so that later access never waits
  * for the disk (the LINE/Kafka fix, KAFKA-7504).
  */
-import { open } from 'node:fs/promises';
 import { binding, nextId } from './native';
 import { settle, unwrap } from './settle';
 import { invalidArgType } from './errors';
+import { openForReading } from './open';
 import { toFd, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
 
 /** Options for {@link prepareForRead}. */
@@ -80,10 +80,15 @@ export interface WarmFileOptions extends PrepareOptions {
 
 /**
  * Opens `path` read-only, warms the range with {@link prepareForRead}, and
- * closes it again.
+ * closes it again. The open runs on pagewarm's threads (the portable
+ * fallback: on the libuv pool), and the descriptor belongs to the calling
+ * thread's environment: a worker terminated while the open or the warm-up is
+ * in flight leaks no descriptor. Opened with O_NONBLOCK, so a FIFO cannot
+ * hang the call (it is refused with `ESPIPE`).
  *
  * @returns The bytes of the range now resident.
- * @throws As `fs.promises.open` (ENOENT, EACCES, ...) and {@link prepareForRead}.
+ * @throws As `fs.promises.open` (`ENOENT: no such file or directory, open '/x'`,
+ *   `EACCES`, ..., with `path`) and {@link prepareForRead}.
  */
 export async function warmFile(path: string, options?: WarmFileOptions): Promise<number> {
   if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
@@ -92,10 +97,10 @@ export async function warmFile(path: string, options?: WarmFileOptions): Promise
   const count = opts.length === undefined ? undefined : toPosition(opts.length, 'options.length', 0);
   const signal = toSignal(opts.signal);
   throwIfAborted(signal);
-  const file = await open(path, 'r');
+  const file = await openForReading(path);
   try {
     return await prepareForRead(file.fd, start, count, { signal });
   } finally {
-    await file.close();
+    file.close();
   }
 }

@@ -11,8 +11,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { main, type JsonReport } from '../lib/cli';
-import { capabilities, prepareForRead, evict } from '../lib/index';
-import { scratchDir, makeFile } from './helpers';
+import { capabilities, prepareForRead } from '../lib/index';
+import { scratchDir, makeFile, makeCold } from './helpers';
 
 // Several child processes run the TypeScript source (a few seconds each on a busy machine).
 t.setTimeout(300_000);
@@ -70,12 +70,6 @@ function fincorePages(paths: string[]): Map<string, number> {
   return pages;
 }
 
-function evictPath(path: string): void {
-  const fd = fs.openSync(path, 'r');
-  evict(fd);
-  fs.closeSync(fd);
-}
-
 async function warmRange(path: string, offset: number, length: number): Promise<void> {
   const fh = await fs.promises.open(path, 'r');
   await prepareForRead(fh, offset, length);
@@ -96,7 +90,7 @@ t.test('stat agrees with fincore on every file', async (t) => {
   const all = Object.values(files);
   for (let attempt = 1; ; attempt++) {
     // Set the scene: some files cold, some warm, one warm in two ranges.
-    for (const f of all) evictPath(f);
+    for (const f of all) await makeCold(t, f);
     await warmRange(files.warm, 0, 8 * MiB + 100);
     await warmRange(files.partial, 4 * MiB, 2 * MiB);
     await warmRange(files.partial, 20 * MiB, 5 * MiB + 1);
@@ -142,7 +136,7 @@ t.test('warm then stat: every page resident, by pagewarm and by fincore', async 
   const tree = join(dir, 'warm');
   fs.mkdirSync(join(tree, 'a'), { recursive: true });
   const paths = [makeFile(join(tree, 'one'), 16 * MiB), makeFile(join(tree, 'a', 'two'), 4 * MiB + 1)];
-  for (const p of paths) evictPath(p);
+  for (const p of paths) await makeCold(t, p);
   const r = await json(['warm', tree]);
   const fincore = fincorePages(paths);
   t.equal(r.summary.files, 2);
@@ -171,7 +165,7 @@ t.test('evict then stat: nothing resident (native), or a clear note (fallback)',
 
 t.test('--offset and --length apply to each file', async (t) => {
   const path = makeFile(join(dir, 'ranged'), 8 * MiB);
-  evictPath(path);
+  await makeCold(t, path);
   const r = await json(['warm', '--offset', '1M', '--length', '64K', path]);
   t.match(r.files[0], { bytes: 64 * 1024, pages: 16, warmedBytes: 64 * 1024 });
   if (caps.native) t.equal(r.files[0].residentPages, 16, 'the range is resident');
@@ -294,7 +288,7 @@ t.test('other filesystems are not entered unless --cross-mounts', async (t) => {
 
 t.test('progress bar on a terminal only; --quiet prints nothing', async (t) => {
   const path = makeFile(join(dir, 'progress'), 8 * MiB);
-  evictPath(path);
+  await makeCold(t, path);
   const tty = await cli(['warm', path], { tty: true });
   t.match(tty.stderr, /\r\[[#.]+\] \S+\/8M {2}\S+\/s {2}ETA \S+ {2}\d\/1 files/, 'bytes, rate, ETA and files');
   t.match(tty.stderr, /\r\[#+\] 8M\/8M .* 1\/1 files/, 'ends full');

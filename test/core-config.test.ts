@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { configure, stats, capabilities, prepareForRead, evict } from '../lib/index';
+import { configure, stats, capabilities, prepareForRead } from '../lib/index';
 import { binding } from '../lib/native';
-import { scratchDir, makeFile, threadIds, dropCache } from './helpers';
+import { scratchDir, makeFile, threadIds, makeCold } from './helpers';
 
 const dir = scratchDir();
 const dist = join(__dirname, '..', 'dist', 'cjs', 'index.js');
@@ -25,7 +25,7 @@ t.test('the pool starts on first use and resizes', async (t) => {
   if (!caps.native) return fallbackPool(t);
   const fd = fs.openSync(file, 'r');
   t.teardown(() => fs.closeSync(fd));
-  evict(fd);
+  await makeCold(t, fd);
   await prepareForRead(fd); // cold: a pool job
   t.equal(stats().threads, byDefault, `${byDefault} threads by default (${availableParallelism()} CPUs)`);
   t.equal(workers(), byDefault, 'as many live pagewarm-N threads');
@@ -38,7 +38,7 @@ t.test('the pool starts on first use and resizes', async (t) => {
   for (let i = 0; i < 500 && workers() > 2; i++) await new Promise((r) => setTimeout(r, 10));
   t.equal(workers(), 2, 'shrunk to 2 (the idle retired threads exited)');
   t.equal(stats().threads, 2, 'stats().threads counts the live threads');
-  evict(fd);
+  await makeCold(t, fd);
   t.equal(await prepareForRead(fd, 0, 4 << 20), 1 << 20, 'still works');
   configure({ chunkSize: 1 << 20 });
   t.equal(stats().chunkSize, 1 << 20);
@@ -57,8 +57,7 @@ t.test('the pool starts on first use and resizes', async (t) => {
 async function fallbackPool(t: Test): Promise<void> {
   const fd = fs.openSync(file, 'r');
   t.teardown(() => fs.closeSync(fd));
-  evict(fd);
-  dropCache(fd); // evict is a no-op here
+  await makeCold(t, fd);
   t.equal(stats().threads, byDefault, `${byDefault} "threads" by default (${availableParallelism()} CPUs)`);
   const warmups = Array.from({ length: 8 }, () => prepareForRead(fd));
   t.match(stats(), { active: byDefault, queued: 8 - byDefault }, 'that many reads in flight, the rest queued');

@@ -5,18 +5,21 @@
 // This whole process is moved into the throttled cgroup, so these tests live
 // in a file of their own.
 //
+// Timing is reported (t.comment), not asserted: the latency claims are
+// bench/isolation.ts's; here each claim is checked as behaviour.
+//
 // On the portable fallback (capabilities().native false) evict is a no-op
-// (files start cold through dd), residency is 'unknown' (fincore judges), and
+// (files start cold through makeCold), residency is 'unknown' (fincore judges), and
 // the reads run on the libuv pool, not on pagewarm-N threads: there the
 // isolation test checks what the fallback documents instead (at most
 // `threads` reads at once, so a smaller `threads` leaves libuv threads free).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { prepareForRead, residencySync, evict, configure, stats, capabilities } from '../lib/index';
-import { scratchDir, makeFile, slowDisk, threadIds, dropCache, fincoreBytes } from './helpers';
+import { prepareForRead, residencySync, configure, stats, capabilities } from '../lib/index';
+import { scratchDir, makeFile, slowDisk, threadIds, fincoreBytes, makeCold } from './helpers';
 
 const MiB = 1 << 20;
 const caps = capabilities();
@@ -29,23 +32,24 @@ t.comment(`disk mode: ${disk.mode}`);
 // Unthrottled, the same tests run against a fast disk: still valid, less telling.
 const coldFiles = Array.from({ length: 8 }, (_, i) => makeFile(join(dir, `cold${i}`), (disk.throttled ? 16 : 128) * MiB));
 
-function openCold(path: string): number {
+/** Opens a file and makes it cold (a precondition: see makeCold). */
+async function openCold(t: Test, path: string): Promise<number> {
   const fd = fs.openSync(path, 'r');
-  evict(fd);
-  if (!caps.native) dropCache(fd); // the fallback's evict is a no-op
+  await makeCold(t, fd);
   return fd;
 }
 
 t.test('abort mid-range: rejects within about a chunk, what was warmed stays warm', async (t) => {
   configure({ chunkSize: 1 * MiB });
   t.teardown(() => configure({ chunkSize: 8 * MiB }));
-  const fd = openCold(big);
+  const fd = await openCold(t, big);
   t.teardown(() => fs.closeSync(fd));
   const controller = new AbortController();
   const started = process.hrtime.bigint();
   const warming = prepareForRead(fd, 0, undefined, { signal: controller.signal });
   await new Promise((resolve) => setTimeout(resolve, disk.throttled ? 300 : 20));
   const reason = new Error('stop');
+  const warmedAtAbort = stats().warmedBytes;
   controller.abort(reason);
   const abortedAt = process.hrtime.bigint();
   const err = await warming.catch((e) => e);
@@ -60,8 +64,10 @@ t.test('abort mid-range: rejects within about a chunk, what was warmed stays war
     t.ok(resident > 0, `what was warmed stays warm (${resident} bytes, fincore)`);
     t.ok(resident < 256 * MiB, 'the rest was not warmed (fincore)');
   }
-  // One 1 MiB chunk at 50 MB/s takes ~20 ms; allow a wide margin on a busy machine.
-  t.ok(settledAfter < 2000, `settled ${settledAfter.toFixed(1)} ms after the abort`);
+  // "Within about a chunk", as behaviour rather than time: the one job
+  // finishes the slice it is in (at most one 1 MiB chunk) and reads no more.
+  const afterAbort = stats().warmedBytes - warmedAtAbort;
+  t.ok(afterAbort <= 1 * MiB, `at most one chunk warmed after the abort (${afterAbort} bytes)`);
   t.comment(`ran ${(Number(abortedAt - started) / 1e6).toFixed(0)} ms, settled ${settledAfter.toFixed(1)} ms after abort`);
 });
 
@@ -70,8 +76,8 @@ t.test('fairness: a small warm-up finishes while a large cold one is in progress
   t.teardown(() => configure({ threads: 4, chunkSize: 8 * MiB }));
   // stats().threads counts live threads: retired ones exit when they wake.
   for (let i = 0; i < 500 && stats().threads > 1; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  const bigFd = openCold(big);
-  const smallFd = openCold(coldFiles[0]!);
+  const bigFd = await openCold(t, big);
+  const smallFd = await openCold(t, coldFiles[0]!);
   t.teardown(() => {
     fs.closeSync(bigFd);
     fs.closeSync(smallFd);
@@ -98,29 +104,33 @@ t.test('isolation: fs work on the libuv pool proceeds while 8 cold warm-ups run'
   const idle: number[] = [];
   for (let i = 0; i < 50; i++) idle.push(await timeStat(big));
 
-  const fds = coldFiles.map(openCold);
+  const fds: number[] = [];
+  for (const f of coldFiles) fds.push(await openCold(t, f));
   t.teardown(() => fds.forEach((fd) => fs.closeSync(fd)));
   let pending = fds.length;
   const warmups = fds.map((fd) => prepareForRead(fd).finally(() => pending--));
   const busy: number[] = [];
-  while (pending === fds.length && busy.length < 200) busy.push(await timeStat(big));
+  let mostActive = 0;
+  while (pending === fds.length && busy.length < 200) {
+    busy.push(await timeStat(big));
+    mostActive = Math.max(mostActive, stats().active);
+  }
   await Promise.all(warmups);
 
   t.ok(busy.length >= 20, `${busy.length} stats completed while all 8 warm-ups were still in flight`);
   const p50Idle = percentile(idle, 50);
   const p50Busy = percentile(busy, 50);
+  // Latency figures are reported, not asserted: the speed claim (stat p99
+  // within 2x of idle during warm-ups) is bench/isolation.ts's.
   t.comment(`stat p50 idle ${p50Idle.toFixed(3)} ms, during warm-ups ${p50Busy.toFixed(3)} ms; p99 ${percentile(busy, 99).toFixed(3)} ms`);
-  t.ok(p50Busy < Math.max(10 * p50Idle, 5), 'stat latency stays near its idle value');
   if (!caps.native) {
-    // With all 4 libuv threads reading (threads: 4) p90 was ~100 ms here
-    // (a stat waits for a 1 MiB read at 50 MB/s); with 2 free, 2-4 ms.
-    const p90 = percentile(busy, 90);
-    t.ok(p90 < 50, `fallback: stat p90 ${p90.toFixed(3)} ms: no stat waited behind a read`);
+    // What keeps libuv threads free in the fallback: at most `threads` reads at once.
+    t.ok(mostActive <= 2, `fallback: at most 2 reads in flight at once (saw ${mostActive})`);
   }
 });
 
 t.test('the event loop stays responsive while a cold 256 MiB file warms', async (t) => {
-  const fd = openCold(big);
+  const fd = await openCold(t, big);
   t.teardown(() => fs.closeSync(fd));
   // Only pagewarm's threads read the slow disk here: with the whole process
   // throttled, the main thread's own page faults (these VMs page idle code
@@ -144,13 +154,32 @@ t.test('the event loop stays responsive while a cold 256 MiB file warms', async 
   const idleP99 = idle.percentile(99) / 1e6;
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
-  const n = await prepareForRead(fd);
+  // Behaviour, not time: the loop keeps turning while the warm-up runs (a
+  // warm-up holding the JS thread for a chunk's read would let it turn once
+  // per chunk at most). Turns are counted until the warm-up settles.
+  let settled = false;
+  let turns = 0;
+  let readsWhileTurning = 0;
+  const spin = (): void => {
+    if (settled) return;
+    turns++;
+    setImmediate(spin);
+  };
+  setImmediate(spin);
+  const warming = prepareForRead(fd).finally(() => (settled = true));
+  const chunks = caps.native ? 256 / 8 : 256; // the warm-up's slices (8 MiB natively, 1 MiB reads in the fallback)
+  for (let i = 0; !settled && i < 10_000; i++) {
+    await new Promise((r) => setImmediate(r));
+    if (stats().active > 0) readsWhileTurning++;
+  }
+  const n = await warming;
   h.disable();
   t.equal(n, 256 * MiB);
+  t.ok(turns > chunks, `the event loop turned ${turns} times during the warm-up's ${chunks} chunks`);
+  t.ok(readsWhileTurning > 0, 'while a read was in progress off the JS thread');
   const p99 = h.percentile(99) / 1e6;
+  // Reported, not asserted: the loop-delay claim is bench/isolation.ts's.
   t.comment(`event-loop delay p99 ${p99.toFixed(2)} ms, max ${(h.max / 1e6).toFixed(2)} ms over ${h.count} samples; idle p99 ${idleP99.toFixed(2)} ms`);
-  const bound = Math.max(20, 2 * idleP99);
-  t.ok(p99 < bound, `p99 ${p99.toFixed(2)} ms is under ${bound.toFixed(1)} ms (20 ms, or twice the idle p99 if more)`);
 });
 
 async function timeStat(path: string): Promise<number> {

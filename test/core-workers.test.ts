@@ -3,15 +3,15 @@
 // with work in flight: no crash, no hang, no leaked descriptor.
 //
 // On the portable fallback (capabilities().native false) residency is
-// { source: 'unknown' } and evict a no-op: files start cold through dd and
+// { source: 'unknown' } and evict a no-op: files start cold through makeCold and
 // residency is judged by fincore.
 import t from 'tap';
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { prepareForRead, residencySync, evict, stats, capabilities } from '../lib/index';
-import { scratchDir, makeFile, openFdCount, dropCache, fincoreBytes, startPagewarm } from './helpers';
+import { prepareForRead, residencySync, stats, capabilities } from '../lib/index';
+import { scratchDir, makeFile, openFdCount, fincoreBytes, startPagewarm, makeCold } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
@@ -29,18 +29,6 @@ function worker(body: string, workerData: unknown): Worker {
   return new Worker(source, { eval: true, workerData });
 }
 
-/** A cold start: pagewarm's own evict; in the fallback (where evict is a no-op) dd's posix_fadvise too. */
-function makeCold(fd: number): void {
-  evict(fd);
-  if (!caps.native) dropCache(fd);
-}
-
-function evictFile(path: string): void {
-  const fd = fs.openSync(path, 'r');
-  makeCold(fd);
-  fs.closeSync(fd);
-}
-
 function message<T>(w: Worker): Promise<T> {
   return new Promise((resolve, reject) => {
     w.once('message', resolve);
@@ -50,7 +38,7 @@ function message<T>(w: Worker): Promise<T> {
 
 t.test('4 workers warm concurrently, sync and async, alongside the main thread', async (t) => {
   const files = [0, 1, 2, 3, 4].map((i) => makeFile(join(dir, `w${i}`), (16 + i) * MiB));
-  for (const f of files) evictFile(f);
+  for (const f of files) await makeCold(t, f);
   const workers = files.slice(0, 4).map((path, i) =>
     worker(
       `const fd = fs.openSync(workerData.path, 'r');
@@ -95,7 +83,7 @@ t.test('a worker terminated with warm-ups in flight, 20 times in a row', async (
   await prepareForRead(mainFd);
   const before = openFdCount();
   for (let round = 0; round < 20; round++) {
-    evictFile(path);
+    await makeCold(t, path);
     const w = worker(
       `const fd = fs.openSync(workerData.path, 'r');
        pw.configure({ chunkSize: 1 << 20 });
@@ -111,7 +99,7 @@ t.test('a worker terminated with warm-ups in flight, 20 times in a row', async (
     if (round % 2) await new Promise((resolve) => setTimeout(resolve, 2)); // sometimes mid-chunk
     const code = await w.terminate();
     t.equal(code, 1, `round ${round}: terminated`);
-    makeCold(mainFd);
+    await makeCold(t, mainFd);
     t.equal(await prepareForRead(mainFd), 4 * MiB, `round ${round}: the main thread keeps working`);
   }
   // Jobs of terminated workers are cancelled at their next slice and freed.
@@ -136,7 +124,7 @@ t.test('processes exiting with warm-ups in flight exit promptly and cleanly', as
     ],
   ];
   for (const [name, body, expected] of cases) {
-    evictFile(path);
+    await makeCold(t, path);
     const script = `const pw = require(${JSON.stringify(dist)}); const fd = require('fs').openSync(${JSON.stringify(path)}, 'r'); ${body}`;
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
     t.equal(r.signal, null, `${name}: no signal (no crash, no hang)`);

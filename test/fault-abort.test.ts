@@ -20,14 +20,14 @@
 // - Afterwards nothing is left in the pool and no descriptor leaked.
 //
 // On the portable fallback (capabilities().native false) evict is a no-op
-// (the file starts cold through dd) and residency is 'unknown': the completed
+// (the file starts cold through makeCold) and residency is 'unknown': the completed
 // ranges are judged by the mincore judge, all at once after they settled.
 import t from 'tap';
 import * as fs from 'node:fs';
 import { getEventListeners, setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { prepareForRead, warmFile, residencySync, evict, configure, stats, capabilities } from '../lib/index';
-import { scratchDir, makeFile, dropCache, cacheJudge, fdList, startPagewarm } from './helpers';
+import { scratchDir, makeFile, cacheJudge, fdList, startPagewarm, makeCold } from './helpers';
 
 const MiB = 1 << 20;
 const caps = capabilities();
@@ -39,12 +39,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 // Started before the descriptors are listed (its pipes stay open to the end).
 const judge = caps.native ? undefined : cacheJudge();
 t.teardown(() => judge?.close());
-
-/** A cold start: pagewarm's own evict; in the fallback (where evict is a no-op) dd's posix_fadvise too. */
-function makeCold(): void {
-  evict(fd);
-  if (!caps.native) dropCache(fd);
-}
 
 const warnings: string[] = [];
 process.on('warning', (w) => warnings.push(`${w.name}: ${w.message}`));
@@ -78,7 +72,7 @@ function damonPagesOut(): boolean {
 
 t.test('10,000 cold warm-ups, each aborted at a random moment (or not at all)', async (t) => {
   configure({ chunkSize: 16 * 1024, threads: 3 });
-  makeCold();
+  await makeCold(t, fd, 0, undefined, judge);
   let seed = 42;
   const rand = (k: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % k);
   const calls: Array<{ offset: number; length: number; reason: Error; p: Promise<Outcome> }> = [];
@@ -148,7 +142,7 @@ t.test('10,000 cold warm-ups, each aborted at a random moment (or not at all)', 
 
 t.test('one signal shared by 2,000 operations, aborted once', async (t) => {
   configure({ chunkSize: 4096, threads: 1 }); // 5 slices a call: most are still running at the abort
-  makeCold();
+  await makeCold(t, fd, 0, undefined, judge);
   const controller = new AbortController();
   setMaxListeners(4000, controller.signal); // 2,000 in flight on one signal: Node's own warning otherwise
   const reason = new Error('all of them');
@@ -184,7 +178,7 @@ t.test('a long-lived signal reused for 10,000 operations accumulates no listener
 
 t.test('AbortSignal.timeout and AbortSignal.any, and warmFile under aborts', async (t) => {
   configure({ chunkSize: 64 * 1024 });
-  makeCold();
+  await makeCold(t, fd, 0, undefined, judge);
   const results = await Promise.all(
     Array.from({ length: 300 }, (_, i) => {
       const signal = i % 2 ? AbortSignal.timeout(1 + (i % 5)) : AbortSignal.any([AbortSignal.timeout(2 + (i % 3)), new AbortController().signal]);

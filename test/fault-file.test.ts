@@ -23,8 +23,8 @@
 // hold, except what is native-only: residency is { source: 'unknown' } with
 // null counts (resident ranges are judged from outside instead, by mincore on
 // /proc/<pid>/fd/N, i.e. on the inode the test holds), evict is a no-op (files
-// start cold through dd), and sends copy (zeroCopy: capabilities().zeroCopySend).
-import t from 'tap';
+// start cold through makeCold), and sends copy (zeroCopy: capabilities().zeroCopySend).
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as http from 'node:http';
@@ -35,7 +35,6 @@ import {
   prepareForRead,
   residency,
   residencySync,
-  evict,
   configure,
   stats,
   capabilities,
@@ -43,7 +42,7 @@ import {
   sendFile,
   sendFileResponse,
 } from '../lib/index';
-import { scratchDir, dropCache, cacheJudge, fdPath, fdList } from './helpers';
+import { scratchDir, cacheJudge, fdPath, fdList, makeCold } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
@@ -53,17 +52,16 @@ const caps = capabilities();
 const judge = caps.native ? undefined : cacheJudge();
 t.teardown(() => judge?.close());
 
-/** A file whose every 4 KiB page is stamped with its index (misplaced bytes show), fsynced and evicted. */
-function makeStamped(size: number, tag = 0): { path: string; content: Buffer } {
+/** A file whose every 4 KiB page is stamped with its index (misplaced bytes show), fsynced and made cold. */
+async function makeStamped(t: Test, size: number, tag = 0): Promise<{ path: string; content: Buffer }> {
   const content = Buffer.alloc(size);
   for (let at = 0; at < size; at += 4096) content.writeUInt32LE(((at / 4096) ^ (tag << 20)) >>> 0, at);
   const path = join(dir, `f${serial++}`);
   fs.writeFileSync(path, content);
   const fd = fs.openSync(path, 'r');
   fs.fsyncSync(fd);
-  evict(fd);
-  if (!caps.native) dropCache(fd); // the fallback's evict is a no-op
   fs.closeSync(fd);
+  await makeCold(t, path);
   return { path, content };
 }
 
@@ -115,7 +113,7 @@ t.teardown(() => configure({ chunkSize: 8 * MiB, threads: 4 }));
 
 t.test('warm-up: file truncated mid-flight resolves newSize <= n <= oldSize, no SIGBUS', async (t) => {
   for (const newSize of [0, 3 * MiB + 5, 100 * MiB]) {
-    const { path } = makeStamped(128 * MiB);
+    const { path } = await makeStamped(t, 128 * MiB);
     const fd = fs.openSync(path, 'r');
     const warming = prepareForRead(fd);
     const midFlight = await progressed(2 * MiB);
@@ -139,7 +137,7 @@ t.test('warm-up: file truncated mid-flight resolves newSize <= n <= oldSize, no 
 });
 
 t.test('warm-up (sync, in a worker): file truncated mid-flight', async (t) => {
-  const { path } = makeStamped(128 * MiB);
+  const { path } = await makeStamped(t, 128 * MiB);
   const w = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
      const pw = require(workerData.dist);
@@ -159,7 +157,7 @@ t.test('warm-up (sync, in a worker): file truncated mid-flight', async (t) => {
 });
 
 t.test('warm-up: file extended mid-flight', async (t) => {
-  const { path } = makeStamped(64 * MiB);
+  const { path } = await makeStamped(t, 64 * MiB);
   const fd = fs.openSync(path, 'r');
   const appendFd = fs.openSync(path, 'a');
   t.teardown(() => (fs.closeSync(fd), fs.closeSync(appendFd)));
@@ -173,8 +171,8 @@ t.test('warm-up: file extended mid-flight', async (t) => {
 });
 
 t.test('warm-up: file replaced (renamed over) mid-flight warms the old file in full', async (t) => {
-  const old = makeStamped(64 * MiB, 1);
-  const replacement = makeStamped(16 * MiB, 2);
+  const old = await makeStamped(t, 64 * MiB, 1);
+  const replacement = await makeStamped(t, 16 * MiB, 2);
   const fd = fs.openSync(old.path, 'r');
   t.teardown(() => fs.closeSync(fd));
   const warming = prepareForRead(fd);
@@ -196,7 +194,7 @@ t.test('warm-up: file replaced (renamed over) mid-flight warms the old file in f
 
 t.test('send: file truncated mid-flight resolves short; the receiver gets exactly those bytes', async (t) => {
   for (const api of ['sendfile', 'sendFile'] as const) {
-    const { path, content } = makeStamped(64 * MiB);
+    const { path, content } = await makeStamped(t, 64 * MiB);
     const fd = fs.openSync(path, 'r');
     const l = await link();
     const sending =
@@ -215,7 +213,7 @@ t.test('send: file truncated mid-flight resolves short; the receiver gets exactl
 });
 
 t.test('sendFileResponse: file truncated mid-body rejects ERR_HTTP_CONTENT_LENGTH_MISMATCH and closes the connection', async (t) => {
-  const { path, content } = makeStamped(64 * MiB);
+  const { path, content } = await makeStamped(t, 64 * MiB);
   let outcome!: Promise<unknown>;
   let response: http.ServerResponse | undefined;
   const server = http.createServer((_req, res) => {
@@ -253,7 +251,7 @@ t.test('sendFileResponse: file truncated mid-body rejects ERR_HTTP_CONTENT_LENGT
 });
 
 t.test('send: file extended mid-flight', async (t) => {
-  const { path, content } = makeStamped(32 * MiB);
+  const { path, content } = await makeStamped(t, 32 * MiB);
   const fd = fs.openSync(path, 'r');
   const appendFd = fs.openSync(path, 'a');
   t.teardown(() => (fs.closeSync(fd), fs.closeSync(appendFd)));
@@ -279,8 +277,8 @@ t.test('send: file extended mid-flight', async (t) => {
 });
 
 t.test('send: file replaced mid-flight sends the old file in full', async (t) => {
-  const old = makeStamped(48 * MiB, 3);
-  const replacement = makeStamped(8 * MiB, 4);
+  const old = await makeStamped(t, 48 * MiB, 3);
+  const replacement = await makeStamped(t, 8 * MiB, 4);
   const l = await link();
   const sending = sendFile(l.socket, old.path);
   await new Promise((r) => setTimeout(r, 50));
@@ -292,8 +290,8 @@ t.test('send: file replaced mid-flight sends the old file in full', async (t) =>
 });
 
 t.test('descriptors closed mid-flight and their numbers reused at once', async (t) => {
-  const a = makeStamped(16 * MiB, 5);
-  const b = makeStamped(16 * MiB, 6);
+  const a = await makeStamped(t, 16 * MiB, 5);
+  const b = await makeStamped(t, 16 * MiB, 6);
   // Warm-up, sendfile: both descriptors are duplicated before the call returns.
   const l = await link();
   const inFd = fs.openSync(a.path, 'r');
@@ -309,7 +307,7 @@ t.test('descriptors closed mid-flight and their numbers reused at once', async (
 
   // A FileHandle closed mid-flight.
   const h = await open(a.path, 'r');
-  evict(h.fd);
+  await makeCold(t, h.fd);
   const warming = prepareForRead(h);
   const l2 = await link();
   const h2 = await open(a.path, 'r');
@@ -328,8 +326,8 @@ t.test('descriptors closed mid-flight and their numbers reused at once', async (
 t.test(
   'sendFile(socket, fd): the fd closed and its number reused right after the call',
   async (t) => {
-    const a = makeStamped(MiB, 7);
-    const b = makeStamped(MiB, 8);
+    const a = await makeStamped(t, MiB, 7);
+    const b = await makeStamped(t, MiB, 8);
     const l = await link();
     l.peer.resume();
     const fd = fs.openSync(a.path, 'r');

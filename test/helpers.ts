@@ -204,17 +204,12 @@ export function slowDisk(path: string, bytesPerSecond: number, only?: number[]):
   }
 }
 
-/** Evicts a whole file, independently of pagewarm (see {@link dropCache}). */
-export function evictPath(path: string): void {
-  dropCache(path);
-}
-
 /**
  * Drops a file's clean pages from the page cache without pagewarm: coreutils
  * `dd iflag=nocache count=0` calls posix_fadvise(fd, 0, 0, DONTNEED) on the
  * file (given by path, or an open descriptor handed to dd as its stdin).
- * Tests use it for a cold start where pagewarm's own `evict` is a no-op (the
- * fallback). Like any DONTNEED it can miss a page still in a per-CPU LRU batch.
+ * Unchecked: for releasing memory after a test. A test that needs a cold
+ * range uses {@link makeCold}, which checks.
  */
 export function dropCache(file: string | number): void {
   if (typeof file === 'number') execFileSync('dd', ['iflag=nocache', 'count=0', 'status=none'], { stdio: [file, 'ignore', 'inherit'] });
@@ -241,14 +236,18 @@ export interface CacheJudge {
   ranges(path: string, ranges: Array<[number, number]>): Promise<RangeResidency[]>;
   /** True when every page of [offset, offset + length) is resident (an empty range is). */
   resident(path: string, offset: number, length: number): Promise<boolean>;
-  /** Drops the whole file's clean pages (posix_fadvise DONTNEED), as {@link dropCache} does, without a process start. */
-  drop(path: string): Promise<void>;
+  /**
+   * Drops the whole file's clean pages (posix_fadvise DONTNEED), as {@link dropCache} does, without a
+   * process start; with `range` ([offset, length], length 0 meaning to the end) only that range's.
+   */
+  drop(path: string, range?: [number, number]): Promise<void>;
   /** Ends the judge process. */
   close(): void;
 }
 
 /**
- * The judge's python3 program: reads requests `{ path, ranges: [[offset, length], ...], drop? }`,
+ * The judge's python3 program: reads requests `{ path, ranges: [[offset, length], ...], drop? }`
+ * (drop: true for the whole file, or [offset, length] for posix_fadvise DONTNEED of that range, first),
  * one JSON line each, and answers each with one line, `[[pages, resident], ...]` or `{ error }`.
  * Exported for child-process scripts: `python3 -c CACHE_JUDGE_PY` with the requests on stdin.
  */
@@ -282,8 +281,10 @@ for line in sys.stdin:
     try:
         fd = os.open(req['path'], os.O_RDONLY)
         try:
-            if req.get('drop'):
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            drop = req.get('drop')
+            if drop:
+                off, length = (0, 0) if drop is True else drop
+                os.posix_fadvise(fd, off, length, os.POSIX_FADV_DONTNEED)
             out = [check(fd, o, l) for o, l in req['ranges']]
         finally:
             os.close(fd)
@@ -325,7 +326,7 @@ export function cacheJudge(): CacheJudge {
   child.on('error', (err) => {
     for (const w of waiting.splice(0)) w.reject(new Error(`cache judge (python3): ${err.message}`));
   });
-  const ask = (path: string, rs: Array<[number, number]>, drop = false): Promise<RangeResidency[]> =>
+  const ask = (path: string, rs: Array<[number, number]>, drop: boolean | [number, number] = false): Promise<RangeResidency[]> =>
     new Promise((resolve, reject) => {
       if (waiting.length === 0) hold(true);
       waiting.push({ resolve, reject });
@@ -338,8 +339,8 @@ export function cacheJudge(): CacheJudge {
       const [r] = await ranges(path, [[offset, length]]);
       return r!.resident === r!.pages;
     },
-    drop: async (path) => {
-      await ask(path, [], true);
+    drop: async (path, range) => {
+      await ask(path, [], range ?? true);
     },
     close: () => {
       child.stdin.end();
@@ -371,3 +372,88 @@ export function nofileHardLimit(): number {
 
 /** util-linux prlimit(1) is installed (to run a child with other limits). */
 export const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
+
+/** The subset of tap's Test that {@link makeCold} uses. */
+interface PreconditionTest {
+  fail(message: string): void;
+  comment(...args: unknown[]): void;
+}
+
+/**
+ * Makes `[offset, offset + length)` of a file cold (no page of it in the
+ * page cache), for tests whose assertions need a cold range: the ONE way
+ * tests get one. `file` is a path or a descriptor of this process; `length`
+ * undefined means to the end of the file.
+ *
+ * Evicts with posix_fadvise DONTNEED (pagewarm's evict() natively; in the
+ * fallback, where evict() is a no-op, the mincore judge's own posix_fadvise),
+ * then checks with the judge the tests trust (residencySync: cachestat or
+ * mincore natively; the python mincore judge in the fallback, where
+ * pagewarm's residency is 'unknown'), and retries with a short backoff: a
+ * DONTNEED can miss a page still in a per-CPU LRU batch, or one another
+ * process (or a socket buffer) holds for a moment. If the kernel keeps the
+ * pages through every try, the test fails with a message starting
+ * "precondition:", never with a product assertion, and false is returned:
+ * the caller skips what depended on it. Evicting a range drops only the
+ * page-cache folios lying wholly inside it: use ranges aligned to 2 MiB, or
+ * the whole file, where large folios may be in use.
+ *
+ * `judge`: a long-lived {@link cacheJudge} the test already started (before
+ * it counted descriptors), used instead of one judge process per check
+ * (tests with hundreds of cold starts).
+ */
+export async function makeCold(
+  t: PreconditionTest,
+  file: string | number,
+  offset = 0,
+  length?: number,
+  judge?: CacheJudge,
+): Promise<boolean> {
+  const native = capabilities().native;
+  const path = typeof file === 'number' ? fdPath(file) : file;
+  const fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
+  const size = fs.fstatSync(fd).size;
+  const span = length === undefined ? Math.max(0, size - offset) : Math.min(length, Math.max(0, size - offset));
+  let resident = -1;
+  try {
+    for (let attempt = 0, backoff = 5; attempt < 8; attempt++, backoff *= 2) {
+      if (native) {
+        evict(fd, offset, length);
+        // null: the kernel does not tell this user (not the file's owner): ask the outside judge.
+        resident = residencySync(fd, offset, span).residentPages ?? (await judgeOnce(judge, path, offset, span, false));
+      } else {
+        // The fallback's evict() is a no-op: the judge's own posix_fadvise, then its count.
+        resident = await judgeOnce(judge, path, offset, span, [offset, length ?? 0]);
+      }
+      if (resident === 0) return true;
+      await new Promise((r) => setTimeout(r, backoff));
+    }
+  } finally {
+    if (typeof file !== 'number') fs.closeSync(fd);
+  }
+  t.fail(
+    `precondition: the kernel kept ${resident} page(s) of [${offset}, +${span}) of ${typeof file === 'number' ? `fd ${file}` : file} ` +
+      'in the page cache through 8 evictions (not a pagewarm failure: the test needs a cold range)',
+  );
+  return false;
+}
+
+/**
+ * Resident pages of one range by the mincore judge, run once as its own
+ * process (after a DONTNEED of `drop`, if given). A process per call, not a
+ * long-lived judge: tests count this process's descriptors, and a judge's
+ * pipes started here would count.
+ */
+async function judgeOnce(judge: CacheJudge | undefined, path: string, offset: number, length: number, drop: false | [number, number]): Promise<number> {
+  if (judge) {
+    if (drop) await judge.drop(path, drop);
+    return (await judge.ranges(path, [[offset, length]]))[0]!.resident;
+  }
+  const out = execFileSync('python3', ['-c', CACHE_JUDGE_PY], {
+    input: JSON.stringify({ path, ranges: [[offset, length]], drop }) + '\n',
+    encoding: 'utf8',
+  });
+  const answer = JSON.parse(out) as number[][] | { error: string };
+  if (!Array.isArray(answer)) throw new Error(`cache judge: ${answer.error}`);
+  return answer[0]![1]!;
+}

@@ -148,8 +148,9 @@ t.test('10,000 concurrent prepareForRead calls, then 10,000 mixed', { skip: (!ha
   t.equal(out.syncOk, 100, 'sync calls made in between worked');
   t.equal(out.pending, 0, 'nothing left in the pool');
   t.equal(out.fdsAfter, out.fdsBefore, `descriptors back to ${out.fdsBefore}`);
-  // Settling is JS work: each completion runs its continuation on the loop. Reported, bounded loosely.
-  t.ok(out.maxGap < 2000, `the longest stretch without a timer tick while 10,000 settled: ${out.maxGap} ms`);
+  // Settling is JS work: each completion runs its continuation on the loop.
+  // Reported, not asserted: a timing figure (bench/isolation.ts measures loop delay under warm-ups).
+  t.comment(`the longest stretch without a timer tick while 10,000 settled: ${out.maxGap} ms`);
   t.comment(
     `phase 1 (10,000 cold): ${out.phase1Ms} ms; phase 2 (10,000 mixed, ${out.fastPathHits} fast-path hits): ${out.phase2Ms} ms; ` +
       `RSS ${out.rssBefore.toFixed(0)} -> ${out.rssAfter.toFixed(0)} MiB`,

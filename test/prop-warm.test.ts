@@ -7,8 +7,8 @@
 // Reproduce a failure with PAGEWARM_PROP_SEED=<seed printed on failure>.
 //
 // On the portable fallback (capabilities().native false) pagewarm's residency
-// is 'unknown' and evict a no-op: each case starts cold through dd
-// (dropCache) and each range is judged by the mincore judge (cacheJudge) the
+// is 'unknown' and evict a no-op: each case starts cold through
+// makeCold and each range is judged by the mincore judge (cacheJudge) the
 // moment it settles, as residencySync judges it natively. The fallback reads
 // each case's ranges chunkSize bytes (at most 1 MiB) per libuv round trip:
 // about 14-16 s for the 300 cases here, against 8 s natively.
@@ -23,12 +23,11 @@ import {
   prepareForReadSync,
   warmFile,
   residencySync,
-  evict,
   configure,
   stats,
   capabilities,
 } from '../lib/index';
-import { scratchDir, openFdCount, fdList, fdChanges, cacheJudge, fincoreBytes, startPagewarm } from './helpers';
+import { scratchDir, openFdCount, fdList, fdChanges, cacheJudge, fincoreBytes, startPagewarm, makeCold } from './helpers';
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -40,16 +39,6 @@ const native = capabilities().native;
 // Started before any descriptor is counted, ended with the file.
 const judge = native ? undefined : cacheJudge();
 t.teardown(() => judge?.close());
-
-/**
- * A cold start: pagewarm's own evict; in the fallback (where evict is a
- * no-op) the judge's posix_fadvise too (a pipe round trip, where dd would
- * start a process per case).
- */
-async function makeCold(fd: number, path: string): Promise<void> {
-  evict(fd);
-  if (!native) await judge!.drop(path);
-}
 
 /** Sizes that sit on and around page and chunk boundaries, and random ones. */
 const sizeArb = fc.oneof(
@@ -126,7 +115,7 @@ t.test('prepareForRead returns exactly the bytes in the range, which is then res
       const fd = fs.openSync(path, 'r');
       fs.fsyncSync(fd);
       try {
-        await makeCold(fd, path);
+        await makeCold(t, fd, 0, undefined, judge);
         if (preWarm) prepareForReadSync(fd, preWarm.offset, preWarm.length);
         // Residency is checked the moment each range settles: this VM reclaims
         // page cache in the background (about 150 pages/s, measured), so a
@@ -224,7 +213,7 @@ t.test('chunk size and thread count do not change the answer for one cold file',
   for (const threads of [1, 2, 7]) {
     for (const chunkSize of [4 * KiB, 64 * KiB + PAGE, 3 * MiB, 16 * MiB]) {
       configure({ threads, chunkSize });
-      await makeCold(fd, path);
+      await makeCold(t, fd, 0, undefined, judge);
       const got = await Promise.all([prepareForRead(fd), prepareForRead(fd, 5, 7 * MiB), prepareForRead(fd, size - 1, 10)]);
       t.same(got, [size, 7 * MiB, 1], `threads ${threads}, chunk ${chunkSize}`);
       if (native) {

@@ -5,6 +5,7 @@
  * ./socket, which keeps the socket's own writes in order around the send.
  */
 import { binding, nextId } from './native';
+import { whenAborted } from './abort';
 import { AbortError, invalidArgType, isNativeFailure, systemError, type SystemError } from './errors';
 import { toFd, toOptions, toPosition, toSignal, type FileLike } from './validate';
 
@@ -118,9 +119,7 @@ export async function sendRange(
   const started = binding.send(outFd, inFd, offset, length, id);
   if (isNativeFailure(started)) throw sendError(started);
   if (!(started instanceof Promise)) return started;
-  const onAbort = (): void => binding.cancel(id);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  if (signal?.aborted) onAbort();
+  const stopWaiting = signal ? whenAborted(signal, () => binding.cancel(id)) : undefined;
   try {
     return await started;
   } catch (reason) {
@@ -128,7 +127,7 @@ export async function sendRange(
     if (reason.aborted) throw abortError(signal, reason.bytesSent ?? 0);
     throw sendError(reason);
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    stopWaiting?.();
   }
 }
 

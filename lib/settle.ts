@@ -4,6 +4,7 @@
  */
 import { AbortError, isNativeFailure, systemError, type NativeFailure } from './errors';
 import { binding } from './native';
+import { whenAborted } from './abort';
 
 /**
  * Awaits a native call's result. `started` is its return value: a value
@@ -14,9 +15,8 @@ import { binding } from './native';
 export async function settle<T>(started: T | Promise<T> | NativeFailure, id: number, signal?: AbortSignal): Promise<T> {
   if (isNativeFailure(started)) throw systemError(started);
   if (!(started instanceof Promise)) return started;
-  const onAbort = (): void => binding.cancel(id);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  if (signal?.aborted) onAbort(); // aborted between the caller's check and here
+  // One listener per signal however many calls share it (see abort.ts).
+  const stopWaiting = signal ? whenAborted(signal, () => binding.cancel(id)) : undefined;
   try {
     return await started;
   } catch (reason) {
@@ -26,7 +26,7 @@ export async function settle<T>(started: T | Promise<T> | NativeFailure, id: num
     }
     throw reason;
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    stopWaiting?.();
   }
 }
 

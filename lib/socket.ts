@@ -25,6 +25,7 @@ import { prepareForRead } from './warm';
 import { openForReading } from './open';
 import { advise } from './residency';
 import { abortError, sendRange } from './send';
+import { whenAborted } from './abort';
 import { AbortError, invalidArgType, systemError, isNativeFailure, type CodedError, type NativeFailure } from './errors';
 import { toBoolean, toFd, toOptions, toPosition, toSignal, type FileLike } from './validate';
 
@@ -430,6 +431,7 @@ class SocketSend {
   private emitting = false;
   private done: Callback | undefined;
   private zeroCopy: boolean;
+  private stopWaiting: (() => void) | undefined;
 
   constructor(
     private readonly socket: net.Socket,
@@ -444,7 +446,7 @@ class SocketSend {
 
   begin(): void {
     hold(this.socket).pending.set(this.marker, this);
-    this.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.stopWaiting = this.signal ? whenAborted(this.signal, this.onAbort) : undefined;
     this.opened = openSource(this.source).then(
       (input): Opened => ({ ok: true, input }),
       (error): Opened => ({ ok: false, error }),
@@ -500,7 +502,7 @@ class SocketSend {
     if (this.state === 'done') return;
     const running = this.state === 'running';
     this.state = 'done';
-    this.signal?.removeEventListener('abort', this.onAbort);
+    this.stopWaiting?.();
     // A failed send may leave warm-ups of later chunks running: stop them. A
     // completed one has awaited every warm-up it started (at most those of
     // ranges past a shrunken end, which return at once), and abort() costs

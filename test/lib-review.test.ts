@@ -193,6 +193,52 @@ t.test('one close listener per socket, however many sendFile calls queue on it',
   t.ok(received > 0, 'the receiver got bytes');
 });
 
+t.test('one abort listener per signal, however many calls share it', async (t) => {
+  const path = makeFile(join(dir, 'shared-signal'), 4 * MiB);
+  const warnings: Error[] = [];
+  const onWarning = (w: Error): void => {
+    warnings.push(w);
+  };
+  process.on('warning', onWarning);
+  t.teardown(() => process.removeListener('warning', onWarning));
+  const fd = fs.openSync(path, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  const server = net.createServer((s) => s.resume());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  await new Promise((r) => client.once('connect', r));
+  t.teardown(() => client.destroy());
+  const outFd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+
+  const controller = new AbortController();
+  const { signal } = controller;
+  const calls: Array<Promise<unknown>> = [];
+  for (let i = 0; i < 12; i++) {
+    calls.push(prepareForRead(fd, 0, undefined, { signal }));
+    calls.push(warmFile(path, { signal }));
+    calls.push(residency(fd, 0, undefined));
+    calls.push(sendFile(client, path, { signal, length: 256 * KiB }));
+  }
+  calls.push(sendfile(outFd, fd, 0, 64 * KiB, { signal }));
+  const settled = await Promise.allSettled(calls);
+  t.same(settled.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), [], 'all 49 calls completed');
+  await new Promise((r) => setImmediate(r));
+  t.same(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map(String), [], 'no MaxListenersExceededWarning for 37 calls on one signal');
+
+  // And an abort still reaches every call waiting on it.
+  // (another file: pages the sends above handed to the socket stay pinned a while)
+  const coldPath = makeFile(join(dir, 'shared-signal-cold'), 4 * MiB);
+  const coldFd = fs.openSync(coldPath, 'r');
+  t.teardown(() => fs.closeSync(coldFd));
+  await makeCold(t, coldFd);
+  const aborted = Array.from({ length: 12 }, () => prepareForRead(coldFd, 0, undefined, { signal }).then(() => 'resolved', (e: Error) => e.name));
+  controller.abort();
+  const names = await Promise.all(aborted);
+  t.ok(names.every((n) => n === 'AbortError' || n === 'resolved'), `each call aborted or had finished: ${[...new Set(names)].join(', ')}`);
+  t.same(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map(String), [], 'still no warning');
+});
+
 t.test('warmFile in a worker terminated many times leaks no descriptor of its file', async (t) => {
   const path = makeFile(join(dir, 'warmfile-worker'), 256 * KiB);
   const lib = compiledLib();

@@ -2,7 +2,7 @@
 // moments; 2,000 operations sharing one signal; a long-lived signal reused
 // 10,000 times; AbortSignal.timeout and AbortSignal.any.
 //
-// Outcomes (also in docs/readme-guarantees.md):
+// Outcomes (also in docs/guarantees.md):
 // - Every call settles: with its exact byte count (the range is then
 //   resident) or with an AbortError whose cause is the signal's reason.
 //   Nothing else, no hang.

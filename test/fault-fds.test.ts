@@ -2,7 +2,7 @@
 // the caller's descriptor (that is what makes closing it mid-flight safe), so
 // RLIMIT_NOFILE bounds how many can be in flight at once.
 //
-// Outcome (also in docs/readme-guarantees.md): calls beyond the limit reject
+// Outcome (also in docs/guarantees.md): calls beyond the limit reject
 // with EMFILE (`EMFILE: too many open files, sendfile` / `..., cachestat`)
 // before any work starts; the others complete exactly; once they settle every
 // descriptor is returned and new calls work. No crash, no hang.

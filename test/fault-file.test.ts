@@ -2,7 +2,7 @@
 // send is in flight, and its descriptor closed (and the number reused) mid-flight.
 // Each case states the documented outcome; none may crash, hang or leak.
 //
-// Outcomes (also in docs/readme-guarantees.md):
+// Outcomes (also in docs/guarantees.md):
 // - Warm-ups and sends work on their own duplicate of the descriptor, so they
 //   always read the file (inode) they were given, whatever happens to its
 //   path or the caller's descriptor number.

@@ -3,7 +3,7 @@
 // locally mid-send; storms of aborts. Over TCP and Unix domain sockets.
 // Each case states its documented outcome; none may crash, hang or leak.
 //
-// Outcomes (also in docs/readme-guarantees.md):
+// Outcomes (also in docs/guarantees.md):
 // - Receiver resets or goes away: sendfile rejects EPIPE or ECONNRESET with
 //   bytesSent; sendFile rejects (EPIPE, ECONNRESET or ERR_STREAM_DESTROYED)
 //   with bytesSent and the socket is destroyed. The process never sees SIGPIPE.

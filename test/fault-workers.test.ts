@@ -4,7 +4,7 @@
 // in flight (process.exit(), an exit from a settle callback, an uncaught
 // exception, a worker's own process.exit()); workers blocked in sync calls.
 //
-// Outcomes (also in docs/readme-guarantees.md):
+// Outcomes (also in docs/guarantees.md):
 // - worker.terminate() resolves (exit code 1) however much is in flight; the
 //   jobs of the dead environment are cancelled at their next slice (parked
 //   sends at once) and freed; nothing of pagewarm's leaks (descriptors, pool

@@ -8,7 +8,7 @@
 // with an already aborted signal, 20 with a bad argument (RangeError), 5
 // residency queries and 4 cold warm-ups (pool jobs), 1 sendfile to /dev/null.
 //
-// Bounds asserted (written down in docs/readme-guarantees.md):
+// Bounds asserted (written down in docs/guarantees.md):
 // - open descriptors: exactly the same at the end as at the first checkpoint;
 // - RSS: grows by less than 24 MiB from the checkpoint at 100,000 calls (V8
 //   and the allocator warmed up) to the end: a leak of 28 bytes or more per

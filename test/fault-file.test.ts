@@ -305,19 +305,20 @@ t.test('descriptors closed mid-flight and their numbers reused at once', async (
   t.ok((await l.received).equals(a.content), 'sendfile sent the file it was given');
   fs.closeSync(reused);
 
-  // A FileHandle closed mid-flight.
-  const h = await open(a.path, 'r');
-  await makeCold(t, h.fd);
+  // A FileHandle closed mid-flight: a file of its own, cold (pages of `a`
+  // the socket above was given may stay pinned for a while).
+  const c = await makeStamped(t, 16 * MiB, 9);
+  const h = await open(c.path, 'r');
   const warming = prepareForRead(h);
   const l2 = await link();
-  const h2 = await open(a.path, 'r');
+  const h2 = await open(c.path, 'r');
   const sending2 = sendFile(l2.socket, h2);
   await Promise.all([h.close(), h2.close()]);
   l2.peer.resume();
   t.equal(await warming, 16 * MiB, 'prepareForRead(FileHandle) closed mid-flight completes');
   t.same(await sending2, { bytes: 16 * MiB, zeroCopy: caps.zeroCopySend }, 'sendFile(FileHandle) closed mid-flight completes');
   l2.socket.end();
-  t.ok((await l2.received).equals(a.content), 'byte-exact');
+  t.ok((await l2.received).equals(c.content), 'byte-exact');
 });
 
 // Found by this test: sendFile used to reopen /proc/self/fd/N asynchronously,

@@ -23,9 +23,9 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { serveFile, closeServeFileCache, type ServeFileResult } from '../lib/index';
 import { join } from 'node:path';
-import { prepareForRead, sendfile, residencySync, evict, configure, stats, capabilities } from '../lib/index';
+import { prepareForRead, sendfile, residencySync, configure, stats, capabilities } from '../lib/index';
 import { binding } from '../lib/native';
-import { scratchDir, makeFile, slowDisk, threadIds, startPagewarm } from './helpers';
+import { scratchDir, makeFile, slowDisk, threadIds, startPagewarm, makeCold } from './helpers';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -33,15 +33,6 @@ const PAGE = 4096;
 const caps = capabilities();
 const dir = scratchDir();
 
-/** Evicts fd until residency finds none of it resident; false (and a failed precondition) if the kernel keeps pages. */
-function makeCold(t: { fail(message: string): unknown }, fd: number): boolean {
-  for (let i = 0; i < 5; i++) {
-    evict(fd);
-    if (residencySync(fd).residentPages === 0) return true;
-  }
-  t.fail('precondition: kernel kept the pages after 5 evictions');
-  return false;
-}
 
 const scratchBuf = Buffer.alloc(PAGE);
 /** cachestat counts the page, a non-blocking read cannot have it: its read is in flight. */
@@ -84,7 +75,7 @@ t.test('fast paths do not take pages in flight for resident', { skip: !caps.fast
 
   const fd = fs.openSync(path, 'r');
   t.teardown(() => fs.closeSync(fd));
-  if (!makeCold(t, fd)) return;
+  if (!(await makeCold(t, fd))) return;
 
   const controller = new AbortController();
   const warming = prepareForRead(fd, 0, undefined, { signal: controller.signal }).catch((e: Error) => e);
@@ -180,7 +171,7 @@ t.test('a warm-up on pagewarm\'s threads settles only after pages another reader
   const path = makeFile(join(dir, 'other-reader'), size);
   const fd = fs.openSync(path, 'r');
   t.teardown(() => fs.closeSync(fd));
-  if (!makeCold(t, fd)) return;
+  if (!(await makeCold(t, fd))) return;
   const reader = spawn('python3', ['-c', [
     'import os, sys',
     'fd = os.open(sys.argv[1], os.O_RDONLY)',

@@ -21,8 +21,8 @@ import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { capabilities, evict, residencySync } from '../lib/index';
-import { scratchDir, makeFile, hasPrlimit } from './helpers';
+import { capabilities } from '../lib/index';
+import { scratchDir, makeFile, hasPrlimit, makeCold } from './helpers';
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -80,26 +80,6 @@ function lastJson(r: ChildResult): Record<string, unknown> | undefined {
   return undefined;
 }
 
-/**
- * Makes the whole of `path` non-resident (posix_fadvise DONTNEED through
- * pagewarm's evict), checking with residencySync and retrying: an evict can
- * miss a page still in a per-CPU LRU batch. A failure is a precondition
- * failure, not a product one. (Local until test/helpers.ts has makeCold.)
- */
-async function makeCold(t: Test, path: string): Promise<boolean> {
-  const fd = fs.openSync(path, 'r');
-  try {
-    for (let i = 0; i < 20; i++) {
-      evict(fd);
-      if (residencySync(fd).residentPages === 0) return true;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    t.fail(`precondition: kernel kept the pages of ${path} (${residencySync(fd).residentPages} resident after 20 evictions)`);
-    return false;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 /** Skips the rest of a test where its conditions cannot be made here, with the reason. */
 function skipWith(t: Test, why: string): void {

@@ -12,30 +12,15 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { prepareForRead, residencySync, evict, capabilities } from '../lib/index';
+import { prepareForRead, capabilities } from '../lib/index';
 import { binding } from '../lib/native';
-import { scratchDir, makeFile } from './helpers';
+import { scratchDir, makeFile, makeCold } from './helpers';
 
 const KiB = 1024;
 const dir = scratchDir();
 fs.chmodSync(dir, 0o755);
 const caps = capabilities();
 const dist = join(__dirname, '..', 'dist', 'cjs', 'index.js');
-
-/**
- * A cold range for the tests below: evicted until this process's own
- * residency check finds no page of it resident. Fails as a precondition,
- * never as a product assertion. (To be replaced by helpers' makeCold.)
- */
-function makeCold(t: { fail(message: string): unknown }, fd: number): boolean {
-  for (let i = 0; i < 5; i++) {
-    evict(fd);
-    const r = residencySync(fd);
-    if (r.source === 'unknown' || r.residentPages === 0) return true;
-  }
-  t.fail('precondition: kernel kept the pages after 5 evictions');
-  return false;
-}
 
 // ---------------------------------------------------------------------------
 // A seccomp launcher: runs argv[1..] with cachestat answering EPERM.
@@ -108,7 +93,7 @@ t.test('cachestat refused by seccomp (EPERM): residency falls back to mincore, n
   const path = makeFile(join(dir, 'probe'), 256 * KiB);
   const fd = fs.openSync(path, 'r');
   t.teardown(() => fs.closeSync(fd));
-  if (!makeCold(t, fd)) return;
+  if (!(await makeCold(t, fd))) return;
   const out = runChild(t, `return { caps: binding.capabilities(), cold: pw.residencySync(3), async: await pw.residency(3, 0, 8192) };`, [fd]) as
     | { caps: { cachestat: boolean }; cold: { source: string; residentPages: number | null; pages: number }; async: { source: string; residentPages: number | null } }
     | undefined;
@@ -140,7 +125,7 @@ t.test('mincore is believed only when the kernel tells this caller the truth', {
     { what: 'its own file, mode 0444', fd: fs.openSync(make('own-444', 0, 0o444), 'r'), truth: true },
   ];
   t.teardown(() => cases.forEach((c) => fs.closeSync(c.fd)));
-  for (const c of cases) if (!makeCold(t, c.fd)) return;
+  for (const c of cases) if (!(await makeCold(t, c.fd))) return;
   const out = runChild(t, `return [3, 4, 5, 6].map((fd) => pw.residencySync(fd));`, cases.map((c) => c.fd), drop) as
     | Array<{ source: string; residentPages: number | null; pages: number }>
     | undefined;

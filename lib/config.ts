@@ -33,47 +33,8 @@ export function configure(options: ConfigureOptions): void {
   unwrap(binding.configure(threads, chunk));
 }
 
-/** Process-wide counters, see {@link stats}. */
-export interface Stats {
-  /** Bytes covered by warm-ups since the process started. */
-  warmedBytes: number;
-  /** Warm-ups settled on the JS thread because the range was already resident. */
-  fastPathHits: number;
-  /** Chunks warmed by sendfile to /dev/null. */
-  sendfileChunks: number;
-  /** Chunks warmed by reading, where the filesystem cannot splice (or in the fallback). */
-  fallbackReads: number;
-  /** Warm-ups of O_DIRECT descriptors served through a buffered reopen. */
-  directReopens: number;
-  /**
-   * Sends begun on the JS thread with no thread hop: a range of at most
-   * 128 KiB, all in the page cache, to a non-blocking destination (what the
-   * destination does not take at once goes on to pagewarm's threads).
-   */
-  inlineSends: number;
-  /** Jobs waiting for a thread. */
-  queued: number;
-  /** Jobs running a slice now. */
-  active: number;
-  /**
-   * Sends waiting for their socket to become writable: native sends parked
-   * in pagewarm's poller, plus copying sends (TLS, the fallback) whose last
-   * write the kernel could not take at once.
-   */
-  waiting: number;
-  /**
-   * pagewarm's native threads running now: 0 before the first job, and
-   * threads that {@link configure} retired or the last environment's
-   * teardown stopped still count until their current slice returns (a read
-   * from a hung or throttled disk can take minutes). The fallback has no
-   * threads of its own and reports {@link configuredThreads}.
-   */
-  threads: number;
-  /** The configured thread count (`configure({ threads })`, or the default). */
-  configuredThreads: number;
-  /** Configured chunk size in bytes. */
-  chunkSize: number;
-}
+import type { Stats } from './binding';
+export type { Stats };
 
 /** Counters and pool state, for the whole process. */
 export function stats(): Stats {

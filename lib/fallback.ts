@@ -35,7 +35,7 @@
 import * as fs from 'node:fs';
 import { availableParallelism, constants as osConstants, endianness, release } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import type { Binding, NativeResidency, NativeStats } from './native';
+import type { Binding, NativeResidency, NativeStats } from './binding';
 import type { NativeFailure } from './errors';
 import { inside } from './paths';
 

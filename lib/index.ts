@@ -13,8 +13,9 @@ export {
   closeServeFileCache,
   type SendFileResponseOptions,
   type ServeFileOptions,
+  type ServeFileCacheOptions,
   type ServeFileResult,
 } from './http';
 export { contentType } from './mime';
-export { AbortError, type SystemError } from './errors';
+export { AbortError, type SystemError, type CodedError } from './errors';
 export type { FileLike } from './validate';

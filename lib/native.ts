@@ -7,70 +7,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import type { NativeFailure } from './errors';
-import type { Stats } from './config';
+import type { Binding } from './binding';
 import { fallbackBinding } from './fallback';
 
-/** What the native layer reports for a range's residency. */
-export interface NativeResidency {
-  bytes: number;
-  pages: number;
-  resident: number | null;
-  dirty: number | null;
-  writeback: number | null;
-  evicted: number | null;
-  recentlyEvicted: number | null;
-  source: 'cachestat' | 'mincore' | 'unknown';
-}
-
-/** The binding's counters: the public {@link Stats}, field for field. */
-export type NativeStats = Stats;
-
-/**
- * The binding. Lengths of -1 mean "to the end of the file". Async calls
- * return a number when settled on the JS thread, a Promise otherwise, or a
- * NativeFailure for errors found before any work began; the promises reject
- * with NativeFailure objects.
- */
-export interface Binding {
-  warm(fd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
-  warmSync(fd: number, offset: number, length: number): number | NativeFailure;
-  residency(fd: number, offset: number, length: number, id: number): Promise<NativeResidency> | NativeFailure;
-  residencySync(fd: number, offset: number, length: number): NativeResidency | NativeFailure;
-  advise(fd: number, offset: number, length: number, advice: number): undefined | NativeFailure;
-  /**
-   * Reads `[position, position + length)` into `buffer` at `offset`, only
-   * what the page cache already holds (preadv2 with RWF_NOWAIT): EAGAIN when
-   * the first page is not cached, a short count when a later one is not. The
-   * fallback cannot tell and always answers EAGAIN.
-   */
-  readCached(fd: number, buffer: Buffer, offset: number, length: number, position: number): number | NativeFailure;
-  /**
-   * For a cached descriptor: stat(path) into `out` as [dev, ino, size,
-   * mtimeMs, isFile 1/0] and, with a realRoot, whether fd's file lies inside
-   * it. Returns 0 (ok), 1 (outside realRoot) or a negative errno.
-   */
-  revalidate(path: string, fd: number, realRoot: string | null, out: Float64Array): number;
-  send(outFd: number, inFd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
-  sendSync(outFd: number, inFd: number, offset: number, length: number): number | NativeFailure;
-  /**
-   * Opens `path` read-only (O_NONBLOCK, O_NOCTTY, O_CLOEXEC) off the JS
-   * thread. The descriptor belongs to this environment (the main thread or a
-   * worker): it stays open until unpin(fd) or until the environment is torn
-   * down, so a worker terminated while the open or the work on it is in
-   * flight leaks nothing. Rejects with `{ errno, syscall: 'open' }`.
-   */
-  openFile(path: string, id: number): Promise<number> | NativeFailure;
-  /** Closes a descriptor openFile() (or pin()) returned; any other number is ignored. */
-  unpin(fd: number): void;
-  cancel(id: number): void;
-  configure(threads: number, chunkSize: number): undefined | NativeFailure;
-  stats(): NativeStats;
-  /** stats().chunkSize alone, cheaply. */
-  chunkSize(): number;
-  capabilities(): { cachestat: boolean; pageSize: number };
-  setTestFlags?(flags: { forceReadFallback?: boolean; noNowaitReads?: boolean }): void;
-}
+export type { Binding, NativeResidency, NativeStats } from './binding';
 
 /** Finds the package root from wherever this file was compiled to. */
 export function packageRoot(from = __dirname): string {

@@ -1,0 +1,111 @@
+/**
+ * The one interface between the public API and what implements it: the
+ * native addon or the portable fallback (lib/fallback.ts), chosen once by
+ * lib/native.ts. Types only: this module imports nothing at run time, so
+ * the loader, the fallback and the modules that use the binding never form
+ * an import cycle through it.
+ */
+import type { NativeFailure } from './errors';
+
+/** Process-wide counters, see `stats()` in config.ts. */
+export interface Stats {
+  /** Bytes covered by warm-ups since the process started. */
+  warmedBytes: number;
+  /** Warm-ups settled on the JS thread because the range was already resident. */
+  fastPathHits: number;
+  /** Chunks warmed by sendfile to /dev/null. */
+  sendfileChunks: number;
+  /** Chunks warmed by reading, where the filesystem cannot splice (or in the fallback). */
+  fallbackReads: number;
+  /** Warm-ups of O_DIRECT descriptors served through a buffered reopen. */
+  directReopens: number;
+  /**
+   * Sends begun on the JS thread with no thread hop: a range of at most
+   * 128 KiB, all in the page cache, to a non-blocking destination (what the
+   * destination does not take at once goes on to pagewarm's threads).
+   */
+  inlineSends: number;
+  /** Jobs waiting for a thread. */
+  queued: number;
+  /** Jobs running a slice now. */
+  active: number;
+  /**
+   * Sends waiting for their socket to become writable: native sends parked
+   * in pagewarm's poller, plus copying sends (TLS, the fallback) whose last
+   * write the kernel could not take at once.
+   */
+  waiting: number;
+  /**
+   * pagewarm's native threads running now: 0 before the first job, and
+   * threads that {@link configure} retired or the last environment's
+   * teardown stopped still count until their current slice returns (a read
+   * from a hung or throttled disk can take minutes). The fallback has no
+   * threads of its own and reports {@link configuredThreads}.
+   */
+  threads: number;
+  /** The configured thread count (`configure({ threads })`, or the default). */
+  configuredThreads: number;
+  /** Configured chunk size in bytes. */
+  chunkSize: number;
+}
+
+/** What the native layer reports for a range's residency. */
+export interface NativeResidency {
+  bytes: number;
+  pages: number;
+  resident: number | null;
+  dirty: number | null;
+  writeback: number | null;
+  evicted: number | null;
+  recentlyEvicted: number | null;
+  source: 'cachestat' | 'mincore' | 'unknown';
+}
+
+/** The binding's counters: the public {@link Stats}, field for field. */
+export type NativeStats = Stats;
+
+/**
+ * The binding. Lengths of -1 mean "to the end of the file". Async calls
+ * return a number when settled on the JS thread, a Promise otherwise, or a
+ * NativeFailure for errors found before any work began; the promises reject
+ * with NativeFailure objects.
+ */
+export interface Binding {
+  warm(fd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
+  warmSync(fd: number, offset: number, length: number): number | NativeFailure;
+  residency(fd: number, offset: number, length: number, id: number): Promise<NativeResidency> | NativeFailure;
+  residencySync(fd: number, offset: number, length: number): NativeResidency | NativeFailure;
+  advise(fd: number, offset: number, length: number, advice: number): undefined | NativeFailure;
+  /**
+   * Reads `[position, position + length)` into `buffer` at `offset`, only
+   * what the page cache already holds (preadv2 with RWF_NOWAIT): EAGAIN when
+   * the first page is not cached, a short count when a later one is not. The
+   * fallback cannot tell and always answers EAGAIN.
+   */
+  readCached(fd: number, buffer: Buffer, offset: number, length: number, position: number): number | NativeFailure;
+  /**
+   * For a cached descriptor: stat(path) into `out` as [dev, ino, size,
+   * mtimeMs, isFile 1/0] and, with a realRoot, whether fd's file lies inside
+   * it. Returns 0 (ok), 1 (outside realRoot) or a negative errno.
+   */
+  revalidate(path: string, fd: number, realRoot: string | null, out: Float64Array): number;
+  send(outFd: number, inFd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
+  sendSync(outFd: number, inFd: number, offset: number, length: number): number | NativeFailure;
+  /**
+   * Opens `path` read-only (O_NONBLOCK, O_NOCTTY, O_CLOEXEC) off the JS
+   * thread. The descriptor belongs to this environment (the main thread or a
+   * worker): it stays open until unpin(fd) or until the environment is torn
+   * down, so a worker terminated while the open or the work on it is in
+   * flight leaks nothing. Rejects with `{ errno, syscall: 'open' }`.
+   */
+  openFile(path: string, id: number): Promise<number> | NativeFailure;
+  /** Closes a descriptor openFile() (or pin()) returned; any other number is ignored. */
+  unpin(fd: number): void;
+  cancel(id: number): void;
+  configure(threads: number, chunkSize: number): undefined | NativeFailure;
+  stats(): NativeStats;
+  /** stats().chunkSize alone, cheaply. */
+  chunkSize(): number;
+  capabilities(): { cachestat: boolean; pageSize: number };
+  setTestFlags?(flags: { forceReadFallback?: boolean; noNowaitReads?: boolean }): void;
+}

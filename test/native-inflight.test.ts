@@ -57,6 +57,7 @@ t.test('fast paths do not take pages in flight for resident', { skip: !caps.fast
   t.teardown(() => disk.restore());
   t.comment(`disk mode: ${disk.mode}`);
   if (!disk.throttled) {
+    // Skip reason: without a writable cgroup v1 blkio throttle, reads land too fast to catch pages in flight.
     t.skip(`pages in flight need a throttled disk to stay in flight: ${disk.mode}`, () => {});
     return;
   }
@@ -131,6 +132,7 @@ t.test('fast paths do not take pages in flight for resident', { skip: !caps.fast
 // waiting (EOPNOTSUPP: tmpfs here), "cachestat says cached, then read" could
 // wait for a read in flight, so such a body goes to pagewarm's threads.
 t.test('serveFile never reads on the JS thread where RWF_NOWAIT is not supported (tmpfs)', async (t) => {
+  // Skip reason: the fallback has no zero-copy path to compare with, and the case needs a tmpfs.
   if (!caps.zeroCopySend || !fs.existsSync('/dev/shm')) { t.skip('needs the native binding and a tmpfs at /dev/shm', () => {}); return; }
   const shm = fs.mkdtempSync('/dev/shm/pagewarm-nowait-');
   t.teardown(() => fs.rmSync(shm, { recursive: true, force: true }));
@@ -139,6 +141,7 @@ t.test('serveFile never reads on the JS thread where RWF_NOWAIT is not supported
   const probe = fs.openSync(join(shm, 'small.bin'), 'r');
   const got = binding.readCached(probe, Buffer.alloc(16), 0, 16, 0);
   fs.closeSync(probe);
+  // Skip reason: where this tmpfs supports RWF_NOWAIT, the path under test is never taken.
   if (typeof got === 'number') { t.skip('this tmpfs reads with RWF_NOWAIT: nothing to check', () => {}); return; }
   const results: ServeFileResult[] = [];
   const server = http.createServer((req, res) => {
@@ -192,6 +195,7 @@ t.test('a warm-up on pagewarm\'s threads settles only after pages another reader
   const disk = slowDisk(path, 1_000_000, [reader.pid as number]);
   t.teardown(() => disk.restore());
   t.comment(`disk mode: ${disk.mode}`);
+  // Skip reason: without a writable cgroup v1 blkio throttle, the reader's pages land before they can be seen in flight.
   if (!disk.throttled) { t.skip(`pages in flight need a throttled disk to stay in flight: ${disk.mode}`, () => {}); return; }
   reader.stdin.write('\n');
   if (!(await said('asked'))) return t.fail('precondition: the reader did not ask for the file');

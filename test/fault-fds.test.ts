@@ -57,8 +57,12 @@ const native = pw.capabilities().native;
       (e) => note('warm ' + e.code + ' ' + e.syscall)));
     if (i % 10 === 0) calls.push(pw.residency(fd, offset, 16384).then(() => note('residency ok'), (e) => note('residency ' + e.code + ' ' + e.syscall)));
     // 160 KiB: more than a send begun on the JS thread may be (128 KiB), so
-    // each holds its two duplicates on pagewarm's threads like the warm-ups.
-    if (i % 20 === 0) calls.push(pw.sendfile(sock._handle.fd, fd, offset, 163840).then((n) => note(n === 163840 ? 'sendfile ok' : 'sendfile WRONG'), (e) => note('sendfile ' + e.code)));
+    // each holds its two duplicates on pagewarm's threads. The receiver runs
+    // on this (busy) event loop, so 200 of them (32 MiB) cannot drain through
+    // the loopback's buffers before this loop ends: 400 duplicates exceed the
+    // limit whatever the pool's speed. (Warm-ups may not: once readahead makes
+    // their ranges resident they settle on the JS thread without one.)
+    if (i % 10 === 0) calls.push(pw.sendfile(sock._handle.fd, fd, offset, 163840).then((n) => note(n === 163840 ? 'sendfile ok' : 'sendfile WRONG'), (e) => note('sendfile ' + e.code)));
   }
   // sendFile opens (or reopens) its source first: refused with EMFILE, the socket untouched.
   const sf = await pw.sendFile(sock, ${JSON.stringify(path)}, { length: 10 }).then(() => 'ok', (e) => e.code + (sock.destroyed ? ' destroyed' : ' socket intact'));
@@ -86,7 +90,8 @@ t.test('2,000 warm-ups (and residency, sendfile, sendFile) in flight under a 256
     [],
     `only exact completions and EMFILE: ${JSON.stringify(out.tally)}`,
   );
-  t.ok(out.tally['warm EMFILE sendfile'] > 0, 'the limit was reached (some calls were refused)');
+  const refused = kinds.filter((k) => / EMFILE/.test(k)).reduce((n, k) => n + out.tally[k], 0);
+  t.ok(refused > 0, `the limit was reached (${refused} calls were refused)`);
   t.ok(out.tally['warm ok'] > 0, 'the calls within the limit completed');
   t.match(out.sf, /^(EMFILE socket intact|ok)$/, `sendFile while exhausted: ${out.sf}`);
   t.equal(out.after, out.before, `every descriptor returned (${out.before} before, ${out.after} after)`);

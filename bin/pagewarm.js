@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-// The `pagewarm` command: see `pagewarm --help` (source: lib/cli.ts).
+// The `pagewarm` command: see `pagewarm --help` (source: lib/cli/main.ts).
 'use strict';
-require('../dist/cjs/cli.js').run();
+require('../dist/cjs/cli/main.js').run();

@@ -164,7 +164,7 @@ PY
       node -e "
         const fs = require('fs');
         const pw = require('./dist/cjs/index.js');
-        const { binding } = require('./dist/cjs/native.js');
+        const { binding } = require('./dist/cjs/core/native.js');
         const path = require('os').tmpdir() + '/pagewarm-asan-selftest';
         fs.writeFileSync(path, Buffer.alloc(4 << 20, 1));
         const fd = fs.openSync(path, 'r+'); fs.fsyncSync(fd); pw.evict(fd);

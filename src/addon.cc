@@ -116,6 +116,9 @@ Napi::Value Binding::Capabilities(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("cachestat", Napi::Boolean::New(env, HaveCachestat()));
   o.Set("pageSize", Napi::Number::New(env, static_cast<double>(PageSize())));
+  // What the native binding always does; the portable fallback answers false.
+  o.Set("zeroCopySend", Napi::Boolean::New(env, true));
+  o.Set("nowaitReads", Napi::Boolean::New(env, true));
   return o;
 }
 

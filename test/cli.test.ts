@@ -1,4 +1,4 @@
-// The `pagewarm` command (lib/cli.ts): stat agrees with util-linux fincore on
+// The `pagewarm` command (lib/cli/main.ts): stat agrees with util-linux fincore on
 // every file, exit codes, the --json document, -L, --max-depth, mount
 // boundaries, the progress bar, and permission errors as a non-root user.
 //
@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { main, type JsonReport } from '../lib/cli';
+import { main, type JsonReport } from '../lib/cli/main';
 import { capabilities, prepareForRead } from '../lib/index';
 import { scratchDir, makeFile, makeCold } from './helpers';
 
@@ -46,12 +46,12 @@ async function json(args: string[]): Promise<JsonReport> {
 }
 
 /**
- * The command as a child process: lib/cli.ts through tap's TypeScript loader
+ * The command as a child process: lib/cli/main.ts through tap's TypeScript loader
  * (so the test needs no build), or the compiled bin when that loader is absent.
  */
 function spawnCli(args: string[], opts: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}): Run {
   const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
-  const command = loader.length > 0 ? [...loader, join(root, 'lib', 'cli.ts')] : [join(root, 'bin', 'pagewarm.js')];
+  const command = loader.length > 0 ? [...loader, join(root, 'lib', 'cli', 'main.ts')] : [join(root, 'bin', 'pagewarm.js')];
   const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', ...opts.env };
   delete env.NODE_OPTIONS; // tap's process-info hook writes into .tap/, which other users may not
   const r = spawnSync(process.execPath, [...command, ...args], { encoding: 'utf8', env, uid: opts.uid, gid: opts.gid, cwd: '/' });

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { configure, stats, capabilities, prepareForRead } from '../lib/index';
-import { binding } from '../lib/native';
+import { binding } from '../lib/core/native';
 import { scratchDir, makeFile, threadIds, makeCold } from './helpers';
 
 const dir = scratchDir();

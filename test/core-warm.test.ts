@@ -22,7 +22,7 @@ import {
   stats,
   capabilities,
 } from '../lib/index';
-import { binding } from '../lib/native';
+import { binding } from '../lib/core/native';
 import { scratchDir, makeFile, makeSparseFile, fincoreBytes, dropCache, cacheJudge, makeCold } from './helpers';
 
 const MiB = 1 << 20;

@@ -1,4 +1,4 @@
-// The portable fallback (lib/fallback.ts): the whole API with the same
+// The portable fallback (lib/fallback/): the whole API with the same
 // results and the same errors as the native addon, judged side by side with
 // the native build where it loads. Under PAGEWARM_FORCE_FALLBACK=1 the
 // "native" side is the fallback too, and the fixed expectations still hold.
@@ -9,9 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as real from '../lib/index';
-import * as nativeModule from '../lib/native';
-import { fallbackBinding } from '../lib/fallback';
-import type { NativeFailure } from '../lib/errors';
+import * as nativeModule from '../lib/core/native';
+import { fallbackBinding } from '../lib/fallback/index';
+import type { NativeFailure } from '../lib/core/errors';
 import { scratchDir, makeFile } from './helpers';
 
 type Api = typeof import('../lib/index');
@@ -20,7 +20,7 @@ type Api = typeof import('../lib/index');
 function fallbackApi(): { api: Api; binding: nativeModule.Binding } {
   const binding = fallbackBinding();
   const api = t.mockRequire<Api>('../lib/index', {
-    '../lib/native': { ...nativeModule, binding, isNative: false, fallbackReason: 'test: fallback forced' },
+    '../lib/core/native': { ...nativeModule, binding, isNative: false, fallbackReason: 'test: fallback forced' },
   });
   return { api, binding };
 }
@@ -108,7 +108,7 @@ t.test('capabilities say the fallback is in use, and why', async (t) => {
 
 t.test('the loader falls back where the addon cannot load', async (t) => {
   const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
-  const failed = t.mockRequire<typeof nativeModule>('../lib/native', {
+  const failed = t.mockRequire<typeof nativeModule>('../lib/core/native', {
     'node-gyp-build': () => {
       throw new Error('No native build was found for platform=linux arch=riscv64');
     },
@@ -127,7 +127,7 @@ t.test('the loader falls back where the addon cannot load', async (t) => {
     'on Linux a load failure is announced once, as a process warning',
   );
   t.type(failed.binding.warm, 'function');
-  const unsupported = t.mockRequire<typeof nativeModule>('../lib/native', { 'node-gyp-build': () => ({ unsupported: true }) });
+  const unsupported = t.mockRequire<typeof nativeModule>('../lib/core/native', { 'node-gyp-build': () => ({ unsupported: true }) });
   t.equal(unsupported.isNative, false, 'the stub addon of other platforms means the fallback');
   t.match(unsupported.fallbackReason, /no native support on linux/);
   let more = 0;

@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { serveFile, sendFileResponse, closeServeFileCache, capabilities } from '../lib/index';
-import { sendRange } from '../lib/send';
+import { sendRange } from '../lib/send/transfer';
 import { scratch, randomFile, MiB, KiB } from './send-helpers';
 
 t.setTimeout(120_000);

@@ -1,4 +1,4 @@
-// lib/http-conditional.ts alone: request targets, HTTP-dates, entity-tag
+// lib/http/conditional.ts alone: request targets, HTTP-dates, entity-tag
 // lists, preconditions and ranges, each rule against RFC 9110 / 9112.
 import t from 'tap';
 import {
@@ -15,7 +15,7 @@ import {
   strongMatch,
   weakMatch,
   type Validators,
-} from '../lib/http-conditional';
+} from '../lib/http/conditional';
 
 const NOV_6_1994 = Date.UTC(1994, 10, 6, 8, 49, 37) / 1000;
 const NOW = Date.UTC(2026, 11, 3, 12, 0, 0); // a fixed "now" for two-digit years

@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { serveFile, closeServeFileCache, type ServeFileOptions } from '../lib/index';
-import { descriptorRealPath } from '../lib/paths';
+import { descriptorRealPath } from '../lib/core/paths';
 import { scratch } from './send-helpers';
 
 t.setTimeout(60_000);

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { serveFile, sendFileResponse, closeServeFileCache, contentType, capabilities, evict, type ServeFileResult } from '../lib/index';
 import { scratch, randomFile, fdCount, sleep, compiledLib, MiB } from './send-helpers';
-import { binding } from '../lib/native';
+import { binding } from '../lib/core/native';
 import { startPagewarm, fdList, makeCold } from './helpers';
 import { constants as osConstants } from 'node:os';
 

@@ -34,7 +34,7 @@ import {
   sendFile,
   AbortError,
 } from '../lib/index';
-import { main } from '../lib/cli';
+import { main } from '../lib/cli/main';
 import { scratchDir, makeFile, fdList, warmedWhole, makeCold, cacheJudge } from './helpers';
 import { compiledLib } from './send-helpers';
 

@@ -24,7 +24,7 @@ import { once } from 'node:events';
 import { serveFile, closeServeFileCache, type ServeFileResult } from '../lib/index';
 import { join } from 'node:path';
 import { prepareForRead, sendfile, residencySync, configure, stats, capabilities } from '../lib/index';
-import { binding } from '../lib/native';
+import { binding } from '../lib/core/native';
 import { scratchDir, makeFile, slowDisk, threadIds, startPagewarm, makeCold } from './helpers';
 
 const KiB = 1024;

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { prepareForRead, capabilities } from '../lib/index';
-import { binding } from '../lib/native';
+import { binding } from '../lib/core/native';
 import { scratchDir, makeFile, makeCold } from './helpers';
 
 const KiB = 1024;

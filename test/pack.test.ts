@@ -215,7 +215,7 @@ function run(): void {
       'dist/cjs/index.d.ts',
       'dist/esm/index.mjs',
       'dist/esm/index.d.mts',
-      'dist/cjs/cli.js',
+      'dist/cjs/cli/main.js',
       'bin/pagewarm.js',
       'scripts/install-failed.js',
     ]) {

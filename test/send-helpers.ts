@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export const KiB = 1 << 10;
 export const MiB = 1 << 20;
@@ -293,9 +293,8 @@ export function compiledLib(): string {
   fs.writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'pagewarm', private: true }));
   fs.symlinkSync(join(root, 'build'), join(out, 'build'));
   fs.symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'));
-  fs.mkdirSync(join(out, 'lib'));
   fs.mkdirSync(join(out, 'examples'));
-  const files = fs.readdirSync(join(root, 'lib')).map((name) => join('lib', name));
+  const files = (fs.readdirSync(join(root, 'lib'), { recursive: true }) as string[]).map((name) => join('lib', name));
   files.push(join('examples', 'static-server.ts'));
   for (const rel of files) {
     if (!rel.endsWith('.ts') || rel.endsWith('.d.ts')) continue;
@@ -304,6 +303,7 @@ export function compiledLib(): string {
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
       fileName: rel,
     }).outputText;
+    fs.mkdirSync(dirname(join(out, rel)), { recursive: true });
     fs.writeFileSync(join(out, rel.replace(/\.ts$/, '.js')), js);
   }
   compiled = join(out, 'lib', 'index.js');

@@ -13,8 +13,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { sendFile, stats, configure, evict, residencySync, capabilities } from '../lib/index';
-import * as config from '../lib/config';
-import * as native from '../lib/native';
+import * as config from '../lib/core/config';
+import * as native from '../lib/core/native';
 import {
   scratch,
   randomFile,
@@ -510,11 +510,11 @@ function sendFileWithMocks(
   warm: (offset: number, length: number) => Promise<number>,
   send: (offset: number, length: number) => Promise<number>,
 ): typeof sendFile {
-  return t.mockRequire<typeof import('../lib/socket')>('../lib/socket', {
-    '../lib/native': native,
-    '../lib/config': { ...config, capabilities: () => ({ ...config.capabilities(), zeroCopySend }) },
-    '../lib/warm': { prepareForRead: async (_fd: number, offset: number, length: number) => warm(offset, length) },
-    '../lib/send': { sendRange: async (_out: number, _in: number, offset: number, length: number) => send(offset, length) },
+  return t.mockRequire<typeof import('../lib/send/socket')>('../lib/send/socket', {
+    '../lib/core/native': native,
+    '../lib/core/config': { ...config, capabilities: () => ({ ...config.capabilities(), zeroCopySend }) },
+    '../lib/core/warm': { prepareForRead: async (_fd: number, offset: number, length: number) => warm(offset, length) },
+    '../lib/send/transfer': { sendRange: async (_out: number, _in: number, offset: number, length: number) => send(offset, length) },
   }).sendFile;
 }
 

@@ -10,18 +10,18 @@ import * as net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { join, resolve as resolvePath, sep } from 'node:path';
 import { contentType } from './mime';
-import { descriptorRealPath, inside } from './paths';
-import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from './socket';
-import { invalidArgType, invalidArgValue, type CodedError } from './errors';
-import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, type FileLike } from './validate';
-import { abortError } from './send';
-import { linkedSignal, whenAborted } from './abort';
-import { binding, isNative } from './native';
-import { evaluatePreconditions, requestPath, selectRange, type FieldValue, type Validators } from './http-conditional';
-import { isNativeFailure } from './errors';
+import { descriptorRealPath, inside } from '../core/paths';
+import { openPath, openSource, pinSource, sendOwnedFile, toSource, type Input, type SendFileResult } from '../send/socket';
+import { invalidArgType, invalidArgValue, type CodedError } from '../core/errors';
+import { toBoolean, toIntInRange, toOptions, toPosition, toSignal, type FileLike } from '../core/validate';
+import { abortError } from '../send/transfer';
+import { linkedSignal, whenAborted } from '../core/abort';
+import { binding } from '../core/native';
+import { evaluatePreconditions, requestPath, selectRange, type FieldValue, type Validators } from './conditional';
+import { isNativeFailure } from '../core/errors';
 
 /** @internal */
-export { parseRange } from './http-conditional';
+export { parseRange } from './conditional';
 
 /** Options for {@link sendFileResponse}. */
 export interface SendFileResponseOptions {
@@ -521,8 +521,8 @@ function resident(fd: number, start: number, count: number): boolean {
   const r = binding.residencySync(fd, start, count);
   return !isNativeFailure(r) && r.source !== 'unknown' && r.resident !== null && r.resident >= r.pages;
 }
-const fastPathAvailable = isNative && binding.capabilities().cachestat;
-const nowaitReads = isNative;
+const fastPathAvailable = binding.capabilities().nowaitReads && binding.capabilities().cachestat;
+const nowaitReads = binding.capabilities().nowaitReads;
 const { EAGAIN, EOPNOTSUPP, EINVAL } = osConstants.errno;
 
 // ---------------------------------------------------------------------------

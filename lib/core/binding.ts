@@ -1,7 +1,7 @@
 /**
  * The one interface between the public API and what implements it: the
- * native addon or the portable fallback (lib/fallback.ts), chosen once by
- * lib/native.ts. Types only: this module imports nothing at run time, so
+ * native addon or the portable fallback (lib/fallback/), chosen once by
+ * lib/core/native.ts. Types only: this module imports nothing at run time, so
  * the loader, the fallback and the modules that use the binding never form
  * an import cycle through it.
  */
@@ -70,6 +70,18 @@ export type NativeStats = Stats;
  * NativeFailure for errors found before any work began; the promises reject
  * with NativeFailure objects.
  */
+/** What a binding can do; the only way code outside the loader learns which binding it has. */
+export interface BindingCapabilities {
+  /** cachestat(2) answers residency (Linux >= 6.5). */
+  cachestat: boolean;
+  /** The system page size in bytes. */
+  pageSize: number;
+  /** sendfile/sendRange move file bytes to a socket in the kernel (no copy through JS). */
+  zeroCopySend: boolean;
+  /** readCached never waits for the disk (preadv2 RWF_NOWAIT, or it declines). */
+  nowaitReads: boolean;
+}
+
 export interface Binding {
   warm(fd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
   warmSync(fd: number, offset: number, length: number): number | NativeFailure;
@@ -106,6 +118,6 @@ export interface Binding {
   stats(): NativeStats;
   /** stats().chunkSize alone, cheaply. */
   chunkSize(): number;
-  capabilities(): { cachestat: boolean; pageSize: number };
+  capabilities(): BindingCapabilities;
   setTestFlags?(flags: { forceReadFallback?: boolean; noNowaitReads?: boolean }): void;
 }

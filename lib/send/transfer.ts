@@ -4,10 +4,10 @@
  * JavaScript Buffer. For sockets owned by Node, use {@link sendFile} in
  * ./socket, which keeps the socket's own writes in order around the send.
  */
-import { binding, nextId } from './native';
-import { whenAborted } from './abort';
-import { AbortError, invalidArgType, isNativeFailure, systemError, type SystemError } from './errors';
-import { toFd, toOptions, toPosition, toSignal, type FileLike } from './validate';
+import { binding, nextId } from '../core/native';
+import { whenAborted } from '../core/abort';
+import { AbortError, invalidArgType, isNativeFailure, systemError, type SystemError } from '../core/errors';
+import { toFd, toOptions, toPosition, toSignal, type FileLike } from '../core/validate';
 
 /** Options for {@link sendfile}. */
 export interface SendfileOptions {

@@ -43,7 +43,7 @@ export function stats(): Stats {
   return s;
 }
 
-/** Copying sends whose current socket write is queued (see lib/socket.ts). */
+/** Copying sends whose current socket write is queued (see lib/send/socket.ts). */
 let copyingWaits = 0;
 
 /** @internal Counts a copying send in or out of {@link Stats.waiting}. */
@@ -72,9 +72,9 @@ export function capabilities(): Capabilities {
   const caps = binding.capabilities();
   const out: Capabilities = {
     native: isNative,
-    zeroCopySend: isNative,
+    zeroCopySend: caps.zeroCopySend,
     cachestat: caps.cachestat,
-    fastPath: isNative && caps.cachestat,
+    fastPath: caps.nowaitReads && caps.cachestat,
     pageSize: caps.pageSize,
   };
   if (fallbackReason !== undefined) out.fallbackReason = fallbackReason;

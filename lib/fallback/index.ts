@@ -35,9 +35,9 @@
 import * as fs from 'node:fs';
 import { availableParallelism, constants as osConstants, endianness, release } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import type { Binding, NativeResidency, NativeStats } from './binding';
-import type { NativeFailure } from './errors';
-import { inside } from './paths';
+import type { Binding, NativeResidency, NativeStats } from '../core/binding';
+import type { NativeFailure } from '../core/errors';
+import { inside } from '../core/paths';
 
 const E = osConstants.errno;
 const SCRATCH = 1 << 20;
@@ -671,7 +671,7 @@ export function fallbackBinding(): Binding {
     },
 
     capabilities() {
-      return { cachestat: false, pageSize: page };
+      return { cachestat: false, pageSize: page, zeroCopySend: false, nowaitReads: false };
     },
   };
 }

@@ -14,10 +14,10 @@ import * as fs from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { getSystemErrorMap, parseArgs } from 'node:util';
-import { prepareForRead } from './warm';
-import { evict, residency, type Residency } from './residency';
-import { capabilities, configure, stats } from './config';
-import { packageRoot } from './native';
+import { prepareForRead } from '../core/warm';
+import { evict, residency, type Residency } from '../core/residency';
+import { capabilities, configure, stats } from '../core/config';
+import { packageRoot } from '../core/native';
 
 /** Where the command writes; `isTTY` on stderr turns the progress bar on. */
 export interface CliStreams {

@@ -19,15 +19,15 @@ import type { FileHandle } from 'node:fs/promises';
 import * as net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { TLSSocket } from 'node:tls';
-import { binding } from './native';
-import { capabilities, noteCopyingWait } from './config';
-import { prepareForRead } from './warm';
-import { openForReading } from './open';
-import { advise } from './residency';
-import { abortError, sendRange } from './send';
-import { whenAborted } from './abort';
-import { AbortError, invalidArgType, systemError, isNativeFailure, type CodedError, type NativeFailure } from './errors';
-import { toBoolean, toFd, toOptions, toPosition, toSignal, type FileLike } from './validate';
+import { binding } from '../core/native';
+import { capabilities, noteCopyingWait } from '../core/config';
+import { prepareForRead } from '../core/warm';
+import { openForReading } from '../core/open';
+import { advise } from '../core/residency';
+import { abortError, sendRange } from './transfer';
+import { whenAborted } from '../core/abort';
+import { AbortError, invalidArgType, systemError, isNativeFailure, type CodedError, type NativeFailure } from '../core/errors';
+import { toBoolean, toFd, toOptions, toPosition, toSignal, type FileLike } from '../core/validate';
 
 /** Options for {@link sendFile}. */
 export interface SendFileOptions {

@@ -1,6 +1,6 @@
 /**
- * Confinement of real paths to a root, shared by serveFile (lib/http.ts)
- * and the fallback's revalidate (lib/fallback.ts). Nothing here is public API.
+ * Confinement of real paths to a root, shared by serveFile (lib/http/)
+ * and the fallback's revalidate (lib/fallback/). Nothing here is public API.
  */
 import * as fs from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import type { Binding } from './binding';
-import { fallbackBinding } from './fallback';
+import { fallbackBinding } from '../fallback/index';
 
 export type { Binding, NativeResidency, NativeStats } from './binding';
 

@@ -6,8 +6,9 @@
  * already in the page cache are copied with the headers in one write, see
  * serveFile's `cache` option).
  *
- *   npx ts-node examples/static-server.ts [root] [port]
- *   node -r @isaacs/ts-node-temp-fork-for-pr-2009/register examples/static-server.ts [root] [port]
+ *   npm run example:static -- [root] [port]
+ *   (that is: node dist/examples/static-server.js [root] [port], compiled by
+ *   `npm install` / `npm run build:ts` from this file)
  *
  * root defaults to the current directory, port to 8080 (0 picks a free one).
  * A request for a directory path ending in "/" serves its index.html.
@@ -16,7 +17,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { serveFile, capabilities } from '../lib/index';
+import { serveFile, capabilities } from 'pagewarm';
 
 const root = resolve(process.argv[2] ?? '.');
 const port = Number(process.argv[3] ?? 8080);

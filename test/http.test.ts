@@ -7,11 +7,11 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { join, dirname } from 'node:path';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { serveFile, sendFileResponse, closeServeFileCache, contentType, capabilities, evict, type ServeFileResult } from '../lib/index';
-import { scratch, randomFile, fdCount, sleep, compiledLib, MiB } from './send-helpers';
+import { scratch, randomFile, fdCount, sleep, MiB } from './send-helpers';
 import { binding } from '../lib/core/native';
 import { startPagewarm, fdList, makeCold } from './helpers';
 import { constants as osConstants } from 'node:os';
@@ -716,7 +716,8 @@ t.test('fast path: a small resident body is copied with its headers; a cold one 
 });
 
 t.test('examples/static-server runs and serves', async (t) => {
-  const example = join(dirname(compiledLib()), '../examples/static-server.js');
+  // As a user runs it: compiled by the project's build (npm run build:ts), importing 'pagewarm'.
+  const example = join(__dirname, '..', 'dist', 'examples', 'static-server.js');
   const child = spawn(process.execPath, [example, root, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => {
     child.kill('SIGTERM');

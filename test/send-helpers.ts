@@ -281,8 +281,7 @@ let compiled: string | undefined;
  * lib/ transpiled to CommonJS JavaScript (once per process) in a scratch
  * package that links this package's build/ and node_modules/: for worker
  * threads and child processes, which then load in milliseconds instead of
- * compiling the TypeScript again through ts-node. examples/static-server.ts
- * is transpiled next to it (../examples/static-server.js). Returns lib/index.js.
+ * compiling the TypeScript again through ts-node. Returns lib/index.js.
  */
 export function compiledLib(): string {
   if (compiled) return compiled;
@@ -293,9 +292,7 @@ export function compiledLib(): string {
   fs.writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'pagewarm', private: true }));
   fs.symlinkSync(join(root, 'build'), join(out, 'build'));
   fs.symlinkSync(join(root, 'node_modules'), join(out, 'node_modules'));
-  fs.mkdirSync(join(out, 'examples'));
   const files = (fs.readdirSync(join(root, 'lib'), { recursive: true }) as string[]).map((name) => join('lib', name));
-  files.push(join('examples', 'static-server.ts'));
   for (const rel of files) {
     if (!rel.endsWith('.ts') || rel.endsWith('.d.ts')) continue;
     const source = fs.readFileSync(join(root, rel), 'utf8');

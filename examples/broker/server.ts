@@ -9,12 +9,12 @@
  * one event loop, which is what makes the FETCH strategy matter to producers.
  *
  * Run it:
- *   node -r ./bench/register.js examples/broker/server.ts --dir /tmp/log --strategy pagewarm [--port 9092] [--segment-bytes 67108864]
+ *   npm run example:broker -- --dir /tmp/log --strategy pagewarm [--port 9092] [--segment-bytes 67108864]
  */
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import * as pw from '../../lib/index';
+import * as pw from 'pagewarm';
 import { Log } from './log';
 import {
   ERROR, FETCH, FrameReader, LIST, OK, PRODUCE, encodeResponse, fetchResponseHeader,

@@ -18,7 +18,7 @@
  */
 import { createReadStream } from 'node:fs';
 import type { Socket } from 'node:net';
-import * as pw from '../../lib/index';
+import * as pw from 'pagewarm';
 
 export const STRATEGIES = ['blocking', 'stream', 'pagewarm'] as const;
 export type Strategy = (typeof STRATEGIES)[number];

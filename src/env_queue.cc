@@ -3,6 +3,7 @@
 #include <string>
 
 #include "pool.h"
+#include "values.h"
 
 namespace pagewarm {
 

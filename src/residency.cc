@@ -77,7 +77,7 @@ bool InitialUserNamespace() {
 // credentials; it also refuses a read-only mount, which only ever turns a
 // truthful answer into "unknown", never the reverse. Without cachestat this
 // check is the only thing between a caller and mincore's "all resident" lie.
-bool MincoreTellsTruth(const FileRef& file) {
+bool MincoreTellsTruth(const FdRef& file) {
   uid_t fsuid = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1)));  // reads it, changes nothing
   if (fsuid == file.uid()) return true;
   if (HaveFowner() && InitialUserNamespace()) return true;
@@ -86,7 +86,7 @@ bool MincoreTellsTruth(const FileRef& file) {
   return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0;
 }
 
-SysResult MincoreResidency(const FileRef& file, int64_t offset, int64_t length,
+SysResult MincoreResidency(const FdRef& file, int64_t offset, int64_t length,
                            Residency* out) {
   int64_t ps = PageSize();
   int64_t start = offset / ps * ps;
@@ -129,7 +129,7 @@ bool HaveCachestat() {
   return state == 1;
 }
 
-SysResult QueryResidency(const FileRef& file, int64_t offset, int64_t length,
+SysResult QueryResidency(const FdRef& file, int64_t offset, int64_t length,
                          Residency* out) {
   length = ClampRange(file.size(), offset, length);
   *out = Residency();

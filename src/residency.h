@@ -8,7 +8,7 @@
 // kUnknown, never as a claim of residency.
 #pragma once
 #include <cstdint>
-#include "file_ref.h"
+#include "fd_ref.h"
 #include "sys_result.h"
 
 namespace pagewarm {
@@ -29,7 +29,7 @@ struct Residency {
 int64_t PageSize();
 
 // Fills *out for [offset, offset + length) of file, clamped to its size.
-SysResult QueryResidency(const FileRef& file, int64_t offset, int64_t length,
+SysResult QueryResidency(const FdRef& file, int64_t offset, int64_t length,
                          Residency* out);
 
 // True only when cachestat positively reports every page of the (non-empty,

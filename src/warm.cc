@@ -8,12 +8,12 @@
 #include <atomic>
 #include <memory>
 
+#include "stats.h"
 
 namespace pagewarm {
 namespace {
 
 constexpr size_t kReadBufferSize = 1 << 20;
-std::atomic<bool> force_read_fallback{false};
 
 int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -48,14 +48,6 @@ bool SpliceUnsupported(int fd, off_t pos) {
 
 }  // namespace
 
-WarmCounters& Counters() {
-  static WarmCounters* counters = new WarmCounters();  // never destroyed
-  return *counters;
-}
-
-void SetForceReadFallback(bool on) { force_read_fallback.store(on); }
-bool ForceReadFallback() { return force_read_fallback.load(std::memory_order_relaxed); }
-
 // Only a descriptor is remembered: a failure (EMFILE on a busy server, say)
 // is returned to the warm-up that met it, and the next one tries again.
 // Threads that race here each open one; the first kept wins, the rest close.
@@ -73,9 +65,9 @@ int NullFd() {
   return fd;
 }
 
-SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
+SysResult WarmChunk(const FdRef& file, WarmState* state, int64_t offset,
                     int64_t length, bool* eof) {
-  WarmCounters& counters = Counters();
+  StatsCounters& counters = Counters();
   *eof = false;
   if (length <= 0) return SysResult::Ok(0);
 
@@ -106,15 +98,15 @@ SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
       return SysResult::Fail(err, "sendfile");
     }
     if (!state->read_fallback)
-      counters.sendfile_chunks.fetch_add(1, std::memory_order_relaxed);
+      Count(counters.sendfile_chunks);
   }
   if (state->read_fallback && !*eof && done < length) {
     SysResult r = ReadChunk(file.fd(), offset + done, length - done, eof);
     if (!r.ok()) return r;
     done += r.value;
-    counters.fallback_reads.fetch_add(1, std::memory_order_relaxed);
+    Count(counters.fallback_reads);
   }
-  counters.warmed_bytes.fetch_add(done, std::memory_order_relaxed);
+  Count(counters.warmed_bytes, done);
   return SysResult::Ok(done);
 }
 

@@ -683,12 +683,12 @@ t.test('fast path: a small resident body is copied with its headers; a cold one 
   [r, res] = await fetch();
   t.equal(sha(r.body), sha(data), 'resident again: exact bytes');
   t.match(res, { statusCode: 200, bytes: 100_000, zeroCopy: false });
-  if (binding.setTestFlags) {
+  if (binding._testOnlySetFlags) {
     // A file system that cannot read without waiting (preadv2 RWF_NOWAIT:
     // EOPNOTSUPP): cachestat would count pages still in flight, so nothing is
     // read on the JS thread; the body goes zero-copy from pagewarm's threads.
-    binding.setTestFlags({ noNowaitReads: true });
-    t.teardown(() => binding.setTestFlags!({ noNowaitReads: false }));
+    binding._testOnlySetFlags({ noNowaitReads: true });
+    t.teardown(() => binding._testOnlySetFlags!({ noNowaitReads: false }));
     [r, res] = await fetch();
     t.equal(sha(r.body), sha(data), 'without RWF_NOWAIT, resident: exact bytes');
     t.match(res, { statusCode: 200, bytes: 100_000, zeroCopy: true }, 'without RWF_NOWAIT: never read on the JS thread, sent zero-copy');
@@ -696,7 +696,7 @@ t.test('fast path: a small resident body is copied with its headers; a cold one 
     [r, res] = await fetch();
     t.equal(sha(r.body), sha(data), 'without RWF_NOWAIT, cold: exact bytes');
     if (coldAgain) t.match(res, { statusCode: 200, bytes: 100_000, zeroCopy: true }, 'without RWF_NOWAIT, cold: zero-copy');
-    binding.setTestFlags({ noNowaitReads: false });
+    binding._testOnlySetFlags({ noNowaitReads: false });
   }
   // Pipelined: fast-path bodies, zero-copy bodies and errors keep their order on one connection.
   const port = (cacheServer.address() as net.AddressInfo).port;

@@ -119,5 +119,12 @@ export interface Binding {
   /** stats().chunkSize alone, cheaply. */
   chunkSize(): number;
   capabilities(): BindingCapabilities;
-  setTestFlags?(flags: { forceReadFallback?: boolean; noNowaitReads?: boolean }): void;
+  /**
+   * Test-only switches, not API (docs/api.md does not name it; the fallback
+   * lacks it). They apply to the calling environment only (the main thread,
+   * or the one worker that set them): forceReadFallback warms by read(2) as
+   * where splice is unsupported; noNowaitReads makes readCached answer
+   * EOPNOTSUPP as where RWF_NOWAIT is.
+   */
+  _testOnlySetFlags?(flags: { forceReadFallback?: boolean; noNowaitReads?: boolean }): void;
 }

@@ -77,7 +77,7 @@ const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
  * passed as descriptors 3, 4, ... Returns what the child printed as JSON.
  */
 function runChild(t: { fail(message: string): unknown }, code: string, fds: number[], setpriv: string[] = []): unknown {
-  const script = `const pw = require(${JSON.stringify(dist)}); const { binding } = require(${JSON.stringify(join(dist, '..', 'native.js'))});\n` +
+  const script = `const pw = require(${JSON.stringify(dist)}); const { binding } = require(${JSON.stringify(join(dist, '..', 'core', 'native.js'))});\n` +
     `(async () => { ${code} })().then((v) => process.stdout.write(JSON.stringify(v)), (e) => { console.error(e); process.exit(1); });`;
   const argv = [...(setpriv.length ? ['setpriv', ...setpriv] : []), launcher.path!, process.execPath, '-e', script];
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', ...fds], env: { ...process.env, PAGEWARM_FORCE_FALLBACK: '' } });

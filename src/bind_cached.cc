@@ -80,11 +80,13 @@ Napi::Value Binding::ReadCached(const Napi::CallbackInfo& info) {
   return CountValue(env, n);
 }
 
-// revalidate(path, fd, realRoot | null, out: Float64Array(5)) -> status
+// revalidate(path, fd, realRoot | null, out: Float64Array(5))
+//     -> 0 | 1 | {errno, syscall}
 //   0: stat(path) succeeded; out = [dev, ino, size, mtimeMs, isFile (1/0)],
 //      and with a realRoot, the file behind fd lies inside it
 //   1: fd's file is not inside realRoot (moved out, or never was)
-//  <0: -errno of stat(path) or of the readlink
+//   {errno, syscall}: stat(path) failed (syscall 'stat'), or the readlink
+//      of fd's /proc entry did (syscall 'readlink')
 // Comparing dev and ino with the cached descriptor's is the caller's part.
 Napi::Value Binding::Revalidate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -99,11 +101,13 @@ Napi::Value Binding::Revalidate(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  if (path.find('\0') != std::string::npos) return Napi::Number::New(env, -ENOENT);
+  if (path.find('\0') != std::string::npos) {
+    return SysErrorValue(env, SysResult::Fail(ENOENT, "stat"));
+  }
   double* out = info[3].As<Napi::Float64Array>().Data();
 
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return Napi::Number::New(env, -errno);
+  if (stat(path.c_str(), &st) != 0) return SysErrorValue(env, SysResult::Fail(errno, "stat"));
   out[0] = static_cast<double>(st.st_dev);
   out[1] = static_cast<double>(st.st_ino);
   out[2] = static_cast<double>(st.st_size);
@@ -111,13 +115,13 @@ Napi::Value Binding::Revalidate(const Napi::CallbackInfo& info) {
   out[4] = S_ISREG(st.st_mode) ? 1 : 0;
 
   if (info[2].IsNull()) return Napi::Number::New(env, 0);
-  if (fd == kNoFd) return Napi::Number::New(env, -EBADF);
+  if (fd == kNoFd) return SysErrorValue(env, SysResult::Fail(EBADF, "readlink"));
   std::string root = info[2].As<Napi::String>().Utf8Value();
   char link[64];
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   char real[PATH_MAX + 1];
   ssize_t len = readlink(link, real, PATH_MAX);
-  if (len < 0) return Napi::Number::New(env, -errno);
+  if (len < 0) return SysErrorValue(env, SysResult::Fail(errno, "readlink"));
   // A name as long as the buffer may have been cut: not known to be inside.
   if (len >= PATH_MAX) return Napi::Number::New(env, 1);
   return Napi::Number::New(env, Inside(std::string(real, static_cast<size_t>(len)), root) ? 0 : 1);

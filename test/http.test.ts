@@ -770,7 +770,7 @@ t.test("serveFile's internal calls: readCached never waits, revalidate answers f
   t.equal(binding.revalidate(p, fd, realRoot, out), 0, 'inside root');
   t.equal(binding.revalidate(p, fd, fs.realpathSync(outside), out), 1, 'outside another root');
   t.equal(binding.revalidate(p, fd, `${realRoot}-not`, out), 1, 'a root that is only a prefix of the name does not contain it');
-  t.equal(binding.revalidate(join(croot, 'no-such'), fd, realRoot, out), -osErrno.ENOENT, 'gone: -ENOENT');
+  t.same(binding.revalidate(join(croot, 'no-such'), fd, realRoot, out), { errno: osErrno.ENOENT, syscall: 'stat' }, 'gone: ENOENT under stat');
   t.equal(binding.revalidate(croot, fd, null, out), 0, 'a directory: stat works...');
   t.equal(out[4], 0, '...and says it is not a regular file');
   if (ZERO_COPY) t.throws(() => binding.revalidate(p, fd, realRoot, new Float64Array(2)), TypeError, 'a short array: TypeError');

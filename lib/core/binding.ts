@@ -98,9 +98,11 @@ export interface Binding {
   /**
    * For a cached descriptor: stat(path) into `out` as [dev, ino, size,
    * mtimeMs, isFile 1/0] and, with a realRoot, whether fd's file lies inside
-   * it. Returns 0 (ok), 1 (outside realRoot) or a negative errno.
+   * it. Returns 0 (ok), 1 (outside realRoot), or a NativeFailure like every
+   * other call: syscall `stat` when stat(path) failed, `readlink` when fd's
+   * real path could not be read.
    */
-  revalidate(path: string, fd: number, realRoot: string | null, out: Float64Array): number;
+  revalidate(path: string, fd: number, realRoot: string | null, out: Float64Array): 0 | 1 | NativeFailure;
   send(outFd: number, inFd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
   sendSync(outFd: number, inFd: number, offset: number, length: number): number | NativeFailure;
   /**

@@ -1,7 +1,7 @@
 #include "args.h"
 
-#include <cmath>
 #include <climits>
+#include <cmath>
 
 namespace pagewarm {
 

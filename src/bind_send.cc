@@ -29,7 +29,8 @@ constexpr int64_t kInlineSendMax = 128 << 10;
 // that one was closed, and the call would then check (or use) our own dup.
 SysResult CheckOpen(int out_fd, int in_fd) {
   if (out_fd == kNoFd || in_fd == kNoFd) return SysResult::Fail(EBADF, "sendfile");
-  if (fcntl(out_fd, F_GETFD) < 0 || fcntl(in_fd, F_GETFD) < 0) return SysResult::Fail(errno, "sendfile");
+  if (fcntl(out_fd, F_GETFD) < 0 || fcntl(in_fd, F_GETFD) < 0)
+    return SysResult::Fail(errno, "sendfile");
   return SysResult::Ok(0);
 }
 

@@ -49,7 +49,8 @@ class WarmJob : public Job {
 };
 
 // Checks fd for warming (without a duplicate yet) and resolves the range.
-SysResult InspectForWarming(WarmJob* job, int fd, int64_t offset, int64_t length, ByteRange* range) {
+SysResult InspectForWarming(WarmJob* job, int fd, int64_t offset, int64_t length,
+                            ByteRange* range) {
   SysResult r = job->file.Inspect(fd, FdUse::kReadFile, "sendfile");
   if (r.ok()) r = ResolveRange(job->file, offset, length, "sendfile", range);
   job->offset = range->offset;

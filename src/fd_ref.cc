@@ -80,7 +80,8 @@ SysResult FdRef::Adopt(const char* syscall, bool reopen_direct, const PinnedFds*
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd_);
     int buffered = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (buffered < 0) return SysResult::Fail(errno, syscall);  // the operation's call, as for every check
+    // A failure is reported under the operation's call, as for every check.
+    if (buffered < 0) return SysResult::Fail(errno, syscall);
     held_ = std::make_shared<OwnedFd>(buffered);
     fd_ = buffered;
     reopened_ = true;

@@ -79,11 +79,11 @@ class FdRef {
                  const PinnedFds* pinned);
 
   int fd() const { return fd_; }
-  int64_t size() const { return size_; }     // kReadFile: bytes in the file or device
-  uint32_t uid() const { return uid_; }      // kReadFile: the file's owner
-  bool direct() const { return direct_; }    // opened with O_DIRECT
+  int64_t size() const { return size_; }             // kReadFile: bytes in the file or device
+  uint32_t uid() const { return uid_; }              // kReadFile: the file's owner
+  bool direct() const { return direct_; }            // opened with O_DIRECT
   bool nonblocking() const { return nonblocking_; }  // opened with O_NONBLOCK
-  bool reopened() const { return reopened_; }  // Adopt() made a buffered reopen
+  bool reopened() const { return reopened_; }        // Adopt() made a buffered reopen
 
  private:
   SysResult CheckReadFile(const char* syscall);

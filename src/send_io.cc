@@ -17,10 +17,19 @@ SysResult SendSome(int out, int in, int64_t offset, int64_t length, bool* eof, b
   while (done < length) {
     off_t pos = offset + done;
     ssize_t n = sendfile(out, in, &pos, std::min(length - done, kMaxIoPerCall));
-    if (n > 0) { done += n; continue; }
-    if (n == 0) { *eof = true; break; }
+    if (n > 0) {
+      done += n;
+      continue;
+    }
+    if (n == 0) {
+      *eof = true;
+      break;
+    }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) { *would_block = true; break; }
+    if (errno == EAGAIN) {
+      *would_block = true;
+      break;
+    }
     SysResult r = SysResult::Fail(errno, "sendfile");
     r.value = done;
     return r;

@@ -24,11 +24,16 @@ SysResult ReadChunk(int fd, int64_t offset, int64_t length, bool* eof) {
   if (!buffer) buffer.reset(new char[kReadBufferSize]);
   int64_t done = 0;
   while (done < length) {
-    ssize_t n = pread(fd, buffer.get(),
-                      Min(length - done, static_cast<int64_t>(kReadBufferSize)),
+    ssize_t n = pread(fd, buffer.get(), Min(length - done, static_cast<int64_t>(kReadBufferSize)),
                       offset + done);
-    if (n > 0) { done += n; continue; }
-    if (n == 0) { *eof = true; break; }
+    if (n > 0) {
+      done += n;
+      continue;
+    }
+    if (n == 0) {
+      *eof = true;
+      break;
+    }
     if (errno == EINTR) continue;
     return SysResult::Fail(errno, "sendfile");  // the operation's call: warm-ups report sendfile
   }
@@ -65,8 +70,8 @@ int NullFd() {
   return fd;
 }
 
-SysResult WarmChunk(const FdRef& file, WarmState* state, int64_t offset,
-                    int64_t length, bool* eof) {
+SysResult WarmChunk(const FdRef& file, WarmState* state, int64_t offset, int64_t length,
+                    bool* eof) {
   StatsCounters& counters = Counters();
   *eof = false;
   if (length <= 0) return SysResult::Ok(0);
@@ -83,22 +88,28 @@ SysResult WarmChunk(const FdRef& file, WarmState* state, int64_t offset,
     while (done < length) {
       off_t pos = offset + done;
       ssize_t n = sendfile(null_fd, file.fd(), &pos, Min(length - done, kMaxIoPerCall));
-      if (n > 0) { done += n; continue; }
-      if (n == 0) { *eof = true; break; }
+      if (n > 0) {
+        done += n;
+        continue;
+      }
+      if (n == 0) {
+        *eof = true;
+        break;
+      }
       if (errno == EINTR) continue;
       // No splice_read for this file (some FUSE, ZFS, GPFS, overlay set-ups):
       // warm by reading instead, for the rest of this operation. EINVAL is
       // also sendfile's answer to a bad range: it means "no splice" only if
       // a read at the same place works.
       int err = errno;
-      if (err == ENOSYS || err == EOPNOTSUPP || (err == EINVAL && SpliceUnsupported(file.fd(), pos))) {
+      if (err == ENOSYS || err == EOPNOTSUPP ||
+          (err == EINVAL && SpliceUnsupported(file.fd(), pos))) {
         state->read_fallback = true;
         break;
       }
       return SysResult::Fail(err, "sendfile");
     }
-    if (!state->read_fallback)
-      Count(counters.sendfile_chunks);
+    if (!state->read_fallback) Count(counters.sendfile_chunks);
   }
   if (state->read_fallback && !*eof && done < length) {
     SysResult r = ReadChunk(file.fd(), offset + done, length - done, eof);

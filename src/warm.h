@@ -20,8 +20,7 @@ struct WarmState {
 // is short only at end of file (*eof is then set). Reads every page, resident
 // or not, so it returns only once each page is uptodate (a page whose read
 // another reader started is waited for). Blocks: run it off the JS thread.
-SysResult WarmChunk(const FdRef& file, WarmState* state, int64_t offset,
-                    int64_t length, bool* eof);
+SysResult WarmChunk(const FdRef& file, WarmState* state, int64_t offset, int64_t length, bool* eof);
 
 // The largest count the kernel moves in one sendfile/read call.
 constexpr int64_t kMaxIoPerCall = 0x7ffff000;

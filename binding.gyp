@@ -6,15 +6,22 @@
         ["OS=='linux'", {
           "sources": [
             "src/addon.cc",
+            "src/args.cc",
             "src/bind_cached.cc",
+            "src/bind_fds.cc",
             "src/bind_residency.cc",
             "src/bind_send.cc",
             "src/bind_warm.cc",
             "src/env_queue.cc",
-            "src/file_ref.cc",
+            "src/fd_ref.cc",
+            "src/job.cc",
             "src/pool.cc",
             "src/poller.cc",
             "src/residency.cc",
+            "src/send_io.cc",
+            "src/send_job.cc",
+            "src/stats.cc",
+            "src/values.cc",
             "src/warm.cc"
           ]
         }, {

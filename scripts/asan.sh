@@ -168,7 +168,7 @@ PY
         const path = require('os').tmpdir() + '/pagewarm-asan-selftest';
         fs.writeFileSync(path, Buffer.alloc(4 << 20, 1));
         const fd = fs.openSync(path, 'r+'); fs.fsyncSync(fd); pw.evict(fd);
-        binding.setTestFlags({ forceReadFallback: true });
+        binding._testOnlySetFlags({ forceReadFallback: true });
         pw.prepareForRead(fd).then((n) => console.log('warmed', n));
       " >/dev/null 2>&1
     ) && status=0 || status=$?

@@ -1,28 +1,41 @@
 // The binding object each environment gets: per-environment state lives here
 // (Napi::Addon instance data), process-wide machinery in Pool.
 //
-// The TypeScript layer validates every argument; the checks here only keep a
-// wrong call from crashing the process. Calls report failures as
-// { errno, syscall } objects (returned by sync calls, used as the rejection
-// reason by async ones), which lib/errors.ts shapes into Node-style errors.
+// The TypeScript layer validates every argument; the checks here (args.h)
+// only keep a wrong call from crashing the process. Calls report failures
+// as { errno, syscall } objects (returned by sync calls, used as the
+// rejection reason by async ones), which lib/core/errors.ts shapes into
+// Node-style errors.
 #pragma once
 #include <napi.h>
 
 #include <memory>
-#include <unordered_set>
 
 #include "env_queue.h"
+#include "fd_ref.h"
 
 namespace pagewarm {
+
+// Switches that only tests turn on, set by _testOnlySetFlags(). They belong
+// to one environment: a worker that sets one changes nothing for the main
+// thread or other workers. A job copies what it needs when it is made, so
+// the pool thread running it reads its own environment's setting.
+struct TestFlags {
+  // Warm every range by read(2), as where splice is unsupported.
+  bool force_read_fallback = false;
+  // readCached answers EOPNOTSUPP, as on a file system that cannot read
+  // without waiting, so tests reach its caller's other path.
+  bool no_nowait_reads = false;
+};
 
 class Binding : public Napi::Addon<Binding> {
  public:
   Binding(Napi::Env env, Napi::Object exports);
-  ~Binding();  // bind_send.cc: closes the pinned descriptors
 
   std::shared_ptr<EnvQueue> queue;
   // Descriptors from pin() / openFile() not yet unpinned. JS thread only.
-  std::unordered_set<int> pinned;
+  PinnedFds pinned;
+  TestFlags test_flags;  // JS thread only
 
  private:
   // bind_warm.cc
@@ -38,6 +51,7 @@ class Binding : public Napi::Addon<Binding> {
   // bind_send.cc
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value SendSync(const Napi::CallbackInfo& info);
+  // bind_fds.cc
   Napi::Value OpenFile(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);
   Napi::Value Unpin(const Napi::CallbackInfo& info);
@@ -47,13 +61,7 @@ class Binding : public Napi::Addon<Binding> {
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value ChunkSize(const Napi::CallbackInfo& info);
   Napi::Value Capabilities(const Napi::CallbackInfo& info);
-  Napi::Value SetTestFlags(const Napi::CallbackInfo& info);
+  Napi::Value TestOnlySetFlags(const Napi::CallbackInfo& info);
 };
-
-// setTestFlags({ noNowaitReads }) (bind_cached.cc).
-void SetNoNowaitReads(bool on);
-
-// Reads argument i as an integer-valued number; throws TypeError otherwise.
-bool ArgInt64(const Napi::CallbackInfo& info, size_t i, int64_t* out);
 
 }  // namespace pagewarm

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "pool.h"
+#include "values.h"
 
 namespace pagewarm {
 
@@ -30,7 +31,9 @@ std::shared_ptr<EnvQueue> EnvQueue::Create(Napi::Env env) {
     delete q->async_;
     napi_async_destroy(env, q->context_);
     napi_delete_reference(env, q->resource_);
-    NAPI_THROW(Napi::Error::New(env, std::string("pagewarm: uv_async_init failed: ") + uv_strerror(rc)), nullptr);
+    NAPI_THROW(
+        Napi::Error::New(env, std::string("pagewarm: uv_async_init failed: ") + uv_strerror(rc)),
+        nullptr);
   }
   q->async_->data = q.get();
   uv_unref(reinterpret_cast<uv_handle_t*>(q->async_));  // ref'd while jobs run

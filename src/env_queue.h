@@ -48,8 +48,8 @@ class EnvQueue : public std::enable_shared_from_this<EnvQueue> {
   std::shared_ptr<EnvQueue> self_;  // keeps the queue alive until teardown
 
   std::mutex mu_;
-  bool alive_ = true;               // guarded by mu_
-  std::vector<Job*> finished_;      // guarded by mu_
+  bool alive_ = true;           // guarded by mu_
+  std::vector<Job*> finished_;  // guarded by mu_
 
   std::unordered_map<uint32_t, Job*> in_flight_;  // JS thread only
 };

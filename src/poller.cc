@@ -17,57 +17,6 @@ Poller::~Poller() {
   if (event_fd_ >= 0) close(event_fd_);
 }
 
-// Job's two calls that need the poller or napi; job.h has no .cc of its own.
-
-void Job::Cancel() {
-  cancelled_.store(true, std::memory_order_seq_cst);
-  if (Poller* poller = parked_in_.load(std::memory_order_seq_cst)) poller->Cancelled(this);
-}
-
-namespace {
-
-// The reason for a settlement that failed to build its own: a plain Error
-// made with raw napi calls, which report failure instead of throwing.
-napi_value FallbackReason(napi_env env, const char* message) {
-  napi_value text = nullptr;
-  napi_value error = nullptr;
-  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text) == napi_ok &&
-      napi_create_error(env, nullptr, text, &error) == napi_ok)
-    return error;
-  napi_value undefined = nullptr;
-  napi_get_undefined(env, &undefined);
-  return undefined;
-}
-
-}  // namespace
-
-void Job::Settle(Napi::Env env, napi_deferred deferred) {
-  bool rejected = true;
-  napi_value value = nullptr;
-  try {
-    value = Result(env, &rejected);
-  } catch (const Napi::Error& e) {
-    // node-addon-api took the pending exception into e: reject with it.
-    rejected = true;
-    value = e.Value();
-  } catch (const std::exception& e) {
-    rejected = true;
-    value = FallbackReason(env, e.what());
-  }
-  if (value == nullptr) {
-    rejected = true;
-    value = FallbackReason(env, "pagewarm: could not settle the operation");
-  }
-  if (value == nullptr) return;  // the environment is stopping: nothing can settle
-  // napi_resolve/reject_deferred free the deferred whatever they return; a
-  // failure here means the environment is stopping.
-  if (rejected) {
-    napi_reject_deferred(env, deferred, value);
-  } else {
-    napi_resolve_deferred(env, deferred, value);
-  }
-}
-
 SysResult Poller::Start() {
   if (epoll_fd_ < 0) {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);

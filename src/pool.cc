@@ -23,10 +23,9 @@ constexpr int64_t kDefaultChunk = 8 << 20;
 // completions), so more runnable threads than CPUs take the event loop's
 // CPU: on 2 CPUs, with 4 threads an fs.stat's p99 during warm-ups was over
 // twice its idle p99 in 3 of 7 runs of bench/isolation.ts, with 2 threads in
-// none of 7, and the warm-ups took as long (BENCHMARKS.md). 2 keeps one slow disk read from holding the whole pool.
-size_t DefaultThreads() {
-  return std::clamp<size_t>(uv_available_parallelism(), 2, 4);
-}
+// none of 7, and the warm-ups took as long (BENCHMARKS.md). 2 keeps one slow
+// disk read from holding the whole pool.
+size_t DefaultThreads() { return std::clamp<size_t>(uv_available_parallelism(), 2, 4); }
 
 // Keeps this shared object mapped until the process ends. Node unloads an
 // addon (dlclose) when the worker that loaded it is destroyed; a detached
@@ -35,7 +34,8 @@ size_t DefaultThreads() {
 // marks it never to be unloaded.
 void PinThisLibrary() {
   Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&DefaultThreads), &info) == 0 || info.dli_fname == nullptr) return;
+  if (dladdr(reinterpret_cast<void*>(&DefaultThreads), &info) == 0 || info.dli_fname == nullptr)
+    return;
   dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 }  // namespace
@@ -157,8 +157,8 @@ void Pool::Resume(Job* job) {
     std::lock_guard<std::mutex> lock(mu_);
     // No thread is wanted only after Release(), when every job is cancelled:
     // finish it here rather than queue it for threads that will not come.
-    if (workers_.empty() && job->cancelled()) finish = true;
-    else ready_.push_back(job);
+    finish = workers_.empty() && job->cancelled();
+    if (!finish) ready_.push_back(job);
   }
   if (finish) {
     job->RunSlice();  // records the cancellation (job.h)
@@ -188,9 +188,7 @@ SysResult Pool::SetThreads(int count) {
   return SysResult::Ok(0);
 }
 
-void Pool::SetChunkSize(int64_t bytes) {
-  chunk_size_.store(bytes, std::memory_order_relaxed);
-}
+void Pool::SetChunkSize(int64_t bytes) { chunk_size_.store(bytes, std::memory_order_relaxed); }
 
 PoolStats Pool::Stats() {
   PoolStats s;

@@ -39,11 +39,11 @@ class Pool {
   void Acquire();  // an environment starts using the pool
   void Release();  // ...and stops; the last one retires the threads
 
-  SysResult Submit(Job* job);           // JS thread
-  void Resume(Job* job);                // a parked job is ready again
-  void Nudge();                         // parked jobs were cancelled: look
-  SysResult SetThreads(int count);      // 1..256
-  void SetChunkSize(int64_t bytes);     // >= one page
+  SysResult Submit(Job* job);        // JS thread
+  void Resume(Job* job);             // a parked job is ready again
+  void Nudge();                      // parked jobs were cancelled: look
+  SysResult SetThreads(int count);   // 1..256
+  void SetChunkSize(int64_t bytes);  // >= one page
   int64_t chunk_size() const { return chunk_size_.load(std::memory_order_relaxed); }
   PoolStats Stats();
 
@@ -67,7 +67,7 @@ class Pool {
   std::deque<Job*> ready_;
   std::vector<Worker*> workers_;  // the threads that are wanted (not retired)
   size_t target_;
-  int64_t live_ = 0;              // threads started and not yet exited
+  int64_t live_ = 0;  // threads started and not yet exited
   int64_t active_ = 0;
   bool poller_running_ = false;
   std::atomic<int64_t> chunk_size_;

@@ -2,8 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <linux/capability.h>
+#include <stdio.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -21,7 +21,10 @@
 namespace pagewarm {
 namespace {
 
-struct CachestatRange { uint64_t off; uint64_t len; };
+struct CachestatRange {
+  uint64_t off;
+  uint64_t len;
+};
 struct CachestatInfo {
   uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
 };
@@ -77,7 +80,7 @@ bool InitialUserNamespace() {
 // credentials; it also refuses a read-only mount, which only ever turns a
 // truthful answer into "unknown", never the reverse. Without cachestat this
 // check is the only thing between a caller and mincore's "all resident" lie.
-bool MincoreTellsTruth(const FileRef& file) {
+bool MincoreTellsTruth(const FdRef& file) {
   uid_t fsuid = static_cast<uid_t>(setfsuid(static_cast<uid_t>(-1)));  // reads it, changes nothing
   if (fsuid == file.uid()) return true;
   if (HaveFowner() && InitialUserNamespace()) return true;
@@ -86,8 +89,7 @@ bool MincoreTellsTruth(const FileRef& file) {
   return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0;
 }
 
-SysResult MincoreResidency(const FileRef& file, int64_t offset, int64_t length,
-                           Residency* out) {
+SysResult MincoreResidency(const FdRef& file, int64_t offset, int64_t length, Residency* out) {
   int64_t ps = PageSize();
   int64_t start = offset / ps * ps;
   int64_t end = offset + length;
@@ -129,8 +131,7 @@ bool HaveCachestat() {
   return state == 1;
 }
 
-SysResult QueryResidency(const FileRef& file, int64_t offset, int64_t length,
-                         Residency* out) {
+SysResult QueryResidency(const FdRef& file, int64_t offset, int64_t length, Residency* out) {
   length = ClampRange(file.size(), offset, length);
   *out = Residency();
   out->bytes = length;

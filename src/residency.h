@@ -8,7 +8,7 @@
 // kUnknown, never as a claim of residency.
 #pragma once
 #include <cstdint>
-#include "file_ref.h"
+#include "fd_ref.h"
 #include "sys_result.h"
 
 namespace pagewarm {
@@ -16,10 +16,10 @@ namespace pagewarm {
 enum class ResidencySource { kCachestat = 0, kMincore = 1, kUnknown = 2 };
 
 struct Residency {
-  int64_t bytes = 0;            // the range, clamped to the file's size
-  int64_t pages = 0;            // pages the range touches
-  int64_t resident = 0;         // of those, in the page cache
-  int64_t dirty = -1;           // cachestat only; -1 when not known
+  int64_t bytes = 0;     // the range, clamped to the file's size
+  int64_t pages = 0;     // pages the range touches
+  int64_t resident = 0;  // of those, in the page cache
+  int64_t dirty = -1;    // cachestat only; -1 when not known
   int64_t writeback = -1;
   int64_t evicted = -1;
   int64_t recently_evicted = -1;
@@ -29,8 +29,7 @@ struct Residency {
 int64_t PageSize();
 
 // Fills *out for [offset, offset + length) of file, clamped to its size.
-SysResult QueryResidency(const FileRef& file, int64_t offset, int64_t length,
-                         Residency* out);
+SysResult QueryResidency(const FdRef& file, int64_t offset, int64_t length, Residency* out);
 
 // True only when cachestat positively reports every page of the (non-empty,
 // in-bounds) range resident. Cheap: about 30 ns a page.

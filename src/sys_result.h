@@ -7,14 +7,21 @@
 namespace pagewarm {
 
 struct SysResult {
-  int64_t value = 0;          // bytes or pages, depending on the call
-  int err = 0;                // 0 on success, else a positive errno
-  const char* syscall = "";   // the call that failed, e.g. "sendfile"
+  int64_t value = 0;         // bytes or pages, depending on the call
+  int err = 0;               // 0 on success, else a positive errno
+  const char* syscall = "";  // the call that failed, e.g. "sendfile"
 
   bool ok() const { return err == 0; }
-  static SysResult Ok(int64_t v) { SysResult r; r.value = v; return r; }
+  static SysResult Ok(int64_t v) {
+    SysResult r;
+    r.value = v;
+    return r;
+  }
   static SysResult Fail(int e, const char* sc) {
-    SysResult r; r.err = e; r.syscall = sc; return r;
+    SysResult r;
+    r.err = e;
+    r.syscall = sc;
+    return r;
   }
 };
 

@@ -8,12 +8,12 @@
 #include <atomic>
 #include <memory>
 
+#include "stats.h"
 
 namespace pagewarm {
 namespace {
 
 constexpr size_t kReadBufferSize = 1 << 20;
-std::atomic<bool> force_read_fallback{false};
 
 int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -24,11 +24,16 @@ SysResult ReadChunk(int fd, int64_t offset, int64_t length, bool* eof) {
   if (!buffer) buffer.reset(new char[kReadBufferSize]);
   int64_t done = 0;
   while (done < length) {
-    ssize_t n = pread(fd, buffer.get(),
-                      Min(length - done, static_cast<int64_t>(kReadBufferSize)),
+    ssize_t n = pread(fd, buffer.get(), Min(length - done, static_cast<int64_t>(kReadBufferSize)),
                       offset + done);
-    if (n > 0) { done += n; continue; }
-    if (n == 0) { *eof = true; break; }
+    if (n > 0) {
+      done += n;
+      continue;
+    }
+    if (n == 0) {
+      *eof = true;
+      break;
+    }
     if (errno == EINTR) continue;
     return SysResult::Fail(errno, "sendfile");  // the operation's call: warm-ups report sendfile
   }
@@ -48,14 +53,6 @@ bool SpliceUnsupported(int fd, off_t pos) {
 
 }  // namespace
 
-WarmCounters& Counters() {
-  static WarmCounters* counters = new WarmCounters();  // never destroyed
-  return *counters;
-}
-
-void SetForceReadFallback(bool on) { force_read_fallback.store(on); }
-bool ForceReadFallback() { return force_read_fallback.load(std::memory_order_relaxed); }
-
 // Only a descriptor is remembered: a failure (EMFILE on a busy server, say)
 // is returned to the warm-up that met it, and the next one tries again.
 // Threads that race here each open one; the first kept wins, the rest close.
@@ -73,9 +70,9 @@ int NullFd() {
   return fd;
 }
 
-SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
-                    int64_t length, bool* eof) {
-  WarmCounters& counters = Counters();
+SysResult WarmChunk(const FdRef& file, WarmState* state, int64_t offset, int64_t length,
+                    bool* eof) {
+  StatsCounters& counters = Counters();
   *eof = false;
   if (length <= 0) return SysResult::Ok(0);
 
@@ -91,30 +88,36 @@ SysResult WarmChunk(const FileRef& file, WarmState* state, int64_t offset,
     while (done < length) {
       off_t pos = offset + done;
       ssize_t n = sendfile(null_fd, file.fd(), &pos, Min(length - done, kMaxIoPerCall));
-      if (n > 0) { done += n; continue; }
-      if (n == 0) { *eof = true; break; }
+      if (n > 0) {
+        done += n;
+        continue;
+      }
+      if (n == 0) {
+        *eof = true;
+        break;
+      }
       if (errno == EINTR) continue;
       // No splice_read for this file (some FUSE, ZFS, GPFS, overlay set-ups):
       // warm by reading instead, for the rest of this operation. EINVAL is
       // also sendfile's answer to a bad range: it means "no splice" only if
       // a read at the same place works.
       int err = errno;
-      if (err == ENOSYS || err == EOPNOTSUPP || (err == EINVAL && SpliceUnsupported(file.fd(), pos))) {
+      if (err == ENOSYS || err == EOPNOTSUPP ||
+          (err == EINVAL && SpliceUnsupported(file.fd(), pos))) {
         state->read_fallback = true;
         break;
       }
       return SysResult::Fail(err, "sendfile");
     }
-    if (!state->read_fallback)
-      counters.sendfile_chunks.fetch_add(1, std::memory_order_relaxed);
+    if (!state->read_fallback) Count(counters.sendfile_chunks);
   }
   if (state->read_fallback && !*eof && done < length) {
     SysResult r = ReadChunk(file.fd(), offset + done, length - done, eof);
     if (!r.ok()) return r;
     done += r.value;
-    counters.fallback_reads.fetch_add(1, std::memory_order_relaxed);
+    Count(counters.fallback_reads);
   }
-  counters.warmed_bytes.fetch_add(done, std::memory_order_relaxed);
+  Count(counters.warmed_bytes, done);
   return SysResult::Ok(done);
 }
 

@@ -210,7 +210,7 @@ t.test('read fallback: where splice is unsupported the range is still warmed', a
     // The portable fallback has no splice and no test hook: it always warms
     // by reading, which is the path this test forces natively.
     t.teardown(() => fs.closeSync(fd));
-    t.notOk(binding.setTestFlags, 'fallback: no native test hook');
+    t.notOk(binding._testOnlySetFlags, 'fallback: no native test hook');
     await makeCold(t, fd);
     const reads = stats().fallbackReads;
     t.equal(await prepareForRead(fd), 12 * MiB + 1);
@@ -223,12 +223,12 @@ t.test('read fallback: where splice is unsupported the range is still warmed', a
   }
   // The native test hook forces the path taken on filesystems whose splice
   // fails with EINVAL (some FUSE, ZFS, GPFS and overlay set-ups).
-  t.ok(binding.setTestFlags, 'native test hook present');
+  t.ok(binding._testOnlySetFlags, 'native test hook present');
   t.teardown(() => {
-    binding.setTestFlags!({ forceReadFallback: false });
+    binding._testOnlySetFlags!({ forceReadFallback: false });
     fs.closeSync(fd);
   });
-  binding.setTestFlags!({ forceReadFallback: true });
+  binding._testOnlySetFlags!({ forceReadFallback: true });
   await makeCold(t, fd); // resident chunks would be skipped, not read
   const reads = stats().fallbackReads;
   t.equal(await prepareForRead(fd), 12 * MiB + 1);

@@ -683,12 +683,12 @@ t.test('fast path: a small resident body is copied with its headers; a cold one 
   [r, res] = await fetch();
   t.equal(sha(r.body), sha(data), 'resident again: exact bytes');
   t.match(res, { statusCode: 200, bytes: 100_000, zeroCopy: false });
-  if (binding.setTestFlags) {
+  if (binding._testOnlySetFlags) {
     // A file system that cannot read without waiting (preadv2 RWF_NOWAIT:
     // EOPNOTSUPP): cachestat would count pages still in flight, so nothing is
     // read on the JS thread; the body goes zero-copy from pagewarm's threads.
-    binding.setTestFlags({ noNowaitReads: true });
-    t.teardown(() => binding.setTestFlags!({ noNowaitReads: false }));
+    binding._testOnlySetFlags({ noNowaitReads: true });
+    t.teardown(() => binding._testOnlySetFlags!({ noNowaitReads: false }));
     [r, res] = await fetch();
     t.equal(sha(r.body), sha(data), 'without RWF_NOWAIT, resident: exact bytes');
     t.match(res, { statusCode: 200, bytes: 100_000, zeroCopy: true }, 'without RWF_NOWAIT: never read on the JS thread, sent zero-copy');
@@ -696,7 +696,7 @@ t.test('fast path: a small resident body is copied with its headers; a cold one 
     [r, res] = await fetch();
     t.equal(sha(r.body), sha(data), 'without RWF_NOWAIT, cold: exact bytes');
     if (coldAgain) t.match(res, { statusCode: 200, bytes: 100_000, zeroCopy: true }, 'without RWF_NOWAIT, cold: zero-copy');
-    binding.setTestFlags({ noNowaitReads: false });
+    binding._testOnlySetFlags({ noNowaitReads: false });
   }
   // Pipelined: fast-path bodies, zero-copy bodies and errors keep their order on one connection.
   const port = (cacheServer.address() as net.AddressInfo).port;
@@ -771,7 +771,7 @@ t.test("serveFile's internal calls: readCached never waits, revalidate answers f
   t.equal(binding.revalidate(p, fd, realRoot, out), 0, 'inside root');
   t.equal(binding.revalidate(p, fd, fs.realpathSync(outside), out), 1, 'outside another root');
   t.equal(binding.revalidate(p, fd, `${realRoot}-not`, out), 1, 'a root that is only a prefix of the name does not contain it');
-  t.equal(binding.revalidate(join(croot, 'no-such'), fd, realRoot, out), -osErrno.ENOENT, 'gone: -ENOENT');
+  t.same(binding.revalidate(join(croot, 'no-such'), fd, realRoot, out), { errno: osErrno.ENOENT, syscall: 'stat' }, 'gone: ENOENT under stat');
   t.equal(binding.revalidate(croot, fd, null, out), 0, 'a directory: stat works...');
   t.equal(out[4], 0, '...and says it is not a regular file');
   if (ZERO_COPY) t.throws(() => binding.revalidate(p, fd, realRoot, new Float64Array(2)), TypeError, 'a short array: TypeError');

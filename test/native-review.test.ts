@@ -77,7 +77,7 @@ const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
  * passed as descriptors 3, 4, ... Returns what the child printed as JSON.
  */
 function runChild(t: { fail(message: string): unknown }, code: string, fds: number[], setpriv: string[] = []): unknown {
-  const script = `const pw = require(${JSON.stringify(dist)}); const { binding } = require(${JSON.stringify(join(dist, '..', 'native.js'))});\n` +
+  const script = `const pw = require(${JSON.stringify(dist)}); const { binding } = require(${JSON.stringify(join(dist, '..', 'core', 'native.js'))});\n` +
     `(async () => { ${code} })().then((v) => process.stdout.write(JSON.stringify(v)), (e) => { console.error(e); process.exit(1); });`;
   const argv = [...(setpriv.length ? ['setpriv', ...setpriv] : []), launcher.path!, process.execPath, '-e', script];
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', ...fds], env: { ...process.env, PAGEWARM_FORCE_FALLBACK: '' } });
@@ -177,8 +177,8 @@ t.test('descriptor numbers beyond an int are EBADF, never truncated to another d
     if (fallbackAnswer) t.match(result, fallbackAnswer, `${name}: the fallback's answer for any descriptor`);
     else t.match(result, caps.native ? { errno: 9, syscall } : { errno: 9 }, `${name}: EBADF under ${syscall}`);
   }
-  // The fallback asks /proc/self/fd/<number>, which has no such entry: -ENOENT, never fd's file.
-  t.equal(binding.revalidate(path, alias, dir, new Float64Array(5)), caps.native ? -9 : -2, 'revalidate: refused for the descriptor');
+  // The fallback asks /proc/self/fd/<number>, which has no such entry: ENOENT, never fd's file.
+  t.same(binding.revalidate(path, alias, dir, new Float64Array(5)), { errno: caps.native ? 9 : 2, syscall: 'readlink' }, 'revalidate: refused for the descriptor');
 });
 
 t.test('negative offsets are EINVAL at the binding (no INT64_MAX - offset overflow)', { skip: !caps.native && 'the native binding\'s checks (the fallback validates in JS over node:fs)' }, async (t) => {

@@ -98,9 +98,11 @@ export interface Binding {
   /**
    * For a cached descriptor: stat(path) into `out` as [dev, ino, size,
    * mtimeMs, isFile 1/0] and, with a realRoot, whether fd's file lies inside
-   * it. Returns 0 (ok), 1 (outside realRoot) or a negative errno.
+   * it. Returns 0 (ok), 1 (outside realRoot), or a NativeFailure like every
+   * other call: syscall `stat` when stat(path) failed, `readlink` when fd's
+   * real path could not be read.
    */
-  revalidate(path: string, fd: number, realRoot: string | null, out: Float64Array): number;
+  revalidate(path: string, fd: number, realRoot: string | null, out: Float64Array): 0 | 1 | NativeFailure;
   send(outFd: number, inFd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
   sendSync(outFd: number, inFd: number, offset: number, length: number): number | NativeFailure;
   /**
@@ -119,5 +121,12 @@ export interface Binding {
   /** stats().chunkSize alone, cheaply. */
   chunkSize(): number;
   capabilities(): BindingCapabilities;
-  setTestFlags?(flags: { forceReadFallback?: boolean; noNowaitReads?: boolean }): void;
+  /**
+   * Test-only switches, not API (docs/api.md does not name it; the fallback
+   * lacks it). They apply to the calling environment only (the main thread,
+   * or the one worker that set them): forceReadFallback warms by read(2) as
+   * where splice is unsupported; noNowaitReads makes readCached answer
+   * EOPNOTSUPP as where RWF_NOWAIT is.
+   */
+  _testOnlySetFlags?(flags: { forceReadFallback?: boolean; noNowaitReads?: boolean }): void;
 }

@@ -506,26 +506,25 @@ export function fallbackBinding(): Binding {
     },
 
     revalidate(path, fd, realRoot, out) {
-      const negErrno = (e: unknown): number => -Math.abs((e as NodeJS.ErrnoException).errno ?? E.EIO);
       let st: fs.Stats | undefined;
       try {
         st = fs.statSync(path, { throwIfNoEntry: false });
       } catch (e) {
-        return negErrno(e);
+        return failure(e, 'stat');
       }
-      if (!st) return -E.ENOENT;
+      if (!st) return { errno: E.ENOENT, syscall: 'stat' };
       out[0] = st.dev;
       out[1] = st.ino;
       out[2] = st.size;
       out[3] = st.mtimeMs;
       out[4] = st.isFile() ? 1 : 0;
       if (realRoot === null) return 0;
-      if (process.platform !== 'linux') return -E.ENOSYS; // no name for an open descriptor: not confirmed
+      if (process.platform !== 'linux') return { errno: E.ENOSYS, syscall: 'readlink' }; // no name for an open descriptor: not confirmed
       let real: string;
       try {
         real = fs.readlinkSync(`/proc/self/fd/${fd}`);
       } catch (e) {
-        return negErrno(e);
+        return failure(e, 'readlink');
       }
       return inside(real, realRoot) ? 0 : 1;
     },

@@ -1,0 +1,76 @@
+#include "values.h"
+
+#include <errno.h>
+
+namespace pagewarm {
+
+Napi::Value CountValue(Napi::Env env, int64_t n) {
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+Napi::Value SysErrorValue(Napi::Env env, const SysResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("errno", Napi::Number::New(env, r.err));
+  o.Set("syscall", Napi::String::New(env, r.syscall));
+  return o;
+}
+
+Napi::Value CancelledValue(Napi::Env env, const char* syscall) {
+  Napi::Object o = SysErrorValue(env, SysResult::Fail(ECANCELED, syscall)).As<Napi::Object>();
+  o.Set("aborted", Napi::Boolean::New(env, true));
+  return o;
+}
+
+Napi::Value WithBytesSent(Napi::Value reason, int64_t sent) {
+  reason.As<Napi::Object>().Set("bytesSent", CountValue(reason.Env(), sent));
+  return reason;
+}
+
+Napi::Value ResidencyValue(Napi::Env env, const Residency& r) {
+  static const char* kSources[] = {"cachestat", "mincore", "unknown"};
+  auto num = [&](int64_t v) -> Napi::Value {
+    if (v < 0) return env.Null();
+    return CountValue(env, v);
+  };
+  bool known = r.source != ResidencySource::kUnknown;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytes", num(r.bytes));
+  o.Set("pages", num(r.pages));
+  o.Set("resident", known ? num(r.resident) : env.Null());
+  o.Set("dirty", num(r.dirty));
+  o.Set("writeback", num(r.writeback));
+  o.Set("evicted", num(r.evicted));
+  o.Set("recentlyEvicted", num(r.recently_evicted));
+  o.Set("source", Napi::String::New(env, kSources[static_cast<int>(r.source)]));
+  return o;
+}
+
+Napi::Value StatsValue(Napi::Env env, const StatsCounters& c, const PoolStats& p,
+                       int64_t chunk_size) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("warmedBytes", CountValue(env, c.warmed_bytes.load()));
+  o.Set("fastPathHits", CountValue(env, c.fast_path_hits.load()));
+  o.Set("sendfileChunks", CountValue(env, c.sendfile_chunks.load()));
+  o.Set("fallbackReads", CountValue(env, c.fallback_reads.load()));
+  o.Set("directReopens", CountValue(env, c.direct_reopens.load()));
+  o.Set("inlineSends", CountValue(env, c.inline_sends.load()));
+  o.Set("queued", CountValue(env, p.queued));
+  o.Set("active", CountValue(env, p.active));
+  o.Set("waiting", CountValue(env, p.waiting));
+  o.Set("threads", CountValue(env, p.threads));
+  o.Set("configuredThreads", CountValue(env, p.target));
+  o.Set("chunkSize", CountValue(env, chunk_size));
+  return o;
+}
+
+Napi::Value CapabilitiesValue(Napi::Env env, bool cachestat, int64_t page_size) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cachestat", Napi::Boolean::New(env, cachestat));
+  o.Set("pageSize", CountValue(env, page_size));
+  // What the native binding always does; the portable fallback answers false.
+  o.Set("zeroCopySend", Napi::Boolean::New(env, true));
+  o.Set("nowaitReads", Napi::Boolean::New(env, true));
+  return o;
+}
+
+}  // namespace pagewarm

@@ -1,0 +1,38 @@
+// The JS values pagewarm's calls return: every function that turns a C++
+// result into a JS value is declared here and defined in values.cc. They
+// build plain objects (the TypeScript layer gives them their final shape,
+// lib/core/errors.ts for failures) and run on the JS thread only.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+
+#include "pool.h"
+#include "residency.h"
+#include "stats.h"
+#include "sys_result.h"
+
+namespace pagewarm {
+
+// A byte count or size as a Number (exact: every count is below 2^53).
+Napi::Value CountValue(Napi::Env env, int64_t n);
+
+// A failure: { errno (positive), syscall }.
+Napi::Value SysErrorValue(Napi::Env env, const SysResult& r);
+// A cancelled operation's reason: { errno: ECANCELED, syscall, aborted: true }.
+Napi::Value CancelledValue(Napi::Env env, const char* syscall);
+// Adds bytesSent to a send's failure reason, which is returned.
+Napi::Value WithBytesSent(Napi::Value reason, int64_t sent);
+
+// residency(): { bytes, pages, resident, dirty, writeback, evicted,
+// recentlyEvicted, source }, null where the source cannot tell.
+Napi::Value ResidencyValue(Napi::Env env, const Residency& r);
+
+// stats(): the process-wide counters, the pool's state and its chunk size.
+Napi::Value StatsValue(Napi::Env env, const StatsCounters& c, const PoolStats& p,
+                       int64_t chunk_size);
+
+// capabilities(): { cachestat, pageSize, zeroCopySend, nowaitReads }.
+Napi::Value CapabilitiesValue(Napi::Env env, bool cachestat, int64_t page_size);
+
+}  // namespace pagewarm

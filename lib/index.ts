@@ -7,15 +7,10 @@ export { residency, residencySync, evict, advise, type Residency, type Advice } 
 export { configure, stats, capabilities, type ConfigureOptions, type Stats, type Capabilities } from './core/config';
 export { sendfile, sendfileSync, type SendfileOptions, type SendError } from './send/transfer';
 export { sendFile, type SendFileOptions, type SendFileResult, type SendFileError } from './send/socket';
-export {
-  sendFileResponse,
-  serveFile,
-  closeServeFileCache,
-  type SendFileResponseOptions,
-  type ServeFileOptions,
-  type ServeFileCacheOptions,
-  type ServeFileResult,
-} from './http/serve';
+export { sendFileResponse, type SendFileResponseOptions } from './http/response';
+export { serveFile, type ServeFileOptions } from './http/serve';
+export { closeServeFileCache, type ServeFileCacheOptions } from './http/file-cache';
+export type { ServeFileResult } from './http/answer';
 export { contentType } from './http/mime';
 export { AbortError, type SystemError, type CodedError } from './core/errors';
 export type { FileLike } from './core/validate';

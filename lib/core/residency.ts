@@ -5,7 +5,7 @@
 import { binding, nextId, type NativeResidency } from './native';
 import { settle, unwrap } from './settle';
 import { invalidArgValue, systemError } from './errors';
-import { checkAdvisable } from '../fallback/index';
+import { checkAdvisable } from './descriptor';
 import { toFd, toPosition, type FileLike } from './validate';
 
 /** The page-cache state of a byte range. */

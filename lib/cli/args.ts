@@ -1,0 +1,150 @@
+/**
+ * The `pagewarm` command line: its usage text, its options, and the checks
+ * that turn argv into {@link Options} or a {@link UsageError}.
+ */
+import { parseArgs } from 'node:util';
+
+/** Where the command writes; `isTTY` on stderr turns the progress bar on. */
+export interface CliStreams {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+}
+
+/** `pagewarm --help`. */
+export const USAGE = `Usage: pagewarm <warm|stat|evict> [options] PATH...
+
+Commands:
+  warm     bring files into the page cache (on pagewarm's threads, no copy)
+  stat     report how much of each file is in the page cache
+  evict    drop the files' clean pages from the page cache
+
+Directories are walked recursively. Options:
+  -d, --max-depth N   descend at most N directory levels below each PATH
+                      (0: only the PATHs themselves; default: no limit)
+  -o, --offset N      start of the range in each file, in bytes (default 0)
+  -l, --length N      bytes of the range in each file (default: to the end;
+                      0: an empty range)
+                      N may end in K, M, G or T (powers of 1024): 64K, 2G
+  -t, --threads N     pagewarm threads, 1-256 (default: one per CPU, 2 to 4,
+                      or PAGEWARM_THREADS)
+  -L, --dereference   follow symbolic links (default: skip them)
+      --cross-mounts  enter directories on other filesystems (default: stay
+                      on each PATH's filesystem)
+  -v, --verbose       one line per file
+  -q, --quiet         no summary and no progress bar
+      --no-progress   no progress bar (it is shown only when stderr is a terminal)
+      --json          print one JSON document on stdout instead of text
+  -h, --help          this help
+  -V, --version       print the version
+
+Exit status: 0 all paths handled, 1 some paths failed (each is reported, the
+rest are still handled), 2 bad usage, 130 interrupted.
+`;
+
+/** The command's subcommands. */
+export type Command = 'warm' | 'stat' | 'evict';
+
+/** A command line, checked. */
+export interface Options {
+  command: Command;
+  paths: string[];
+  /** Directory levels to descend below each PATH; Infinity: no limit. */
+  maxDepth: number;
+  /** Start of the range in each file, in bytes. */
+  offset: number;
+  /** Bytes of the range in each file; undefined: to the end. */
+  length: number | undefined;
+  threads: number | undefined;
+  dereference: boolean;
+  crossMounts: boolean;
+  verbose: boolean;
+  quiet: boolean;
+  /** Draw the progress bar: stderr is a terminal and nothing turned it off. */
+  progress: boolean;
+  json: boolean;
+}
+
+/** A command line the command cannot run; its message is printed after "pagewarm: ". */
+export class UsageError extends Error {}
+
+/**
+ * Parses `argv` (without node and the script). `streams.stderr.isTTY`
+ * decides whether the progress bar may be drawn.
+ *
+ * @returns The options, or 'help' / 'version' when those were asked for.
+ * @throws UsageError for an unknown option or command, a missing PATH or a
+ *   bad number.
+ */
+export function parseOptions(argv: string[], streams: CliStreams): Options | 'help' | 'version' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        'max-depth': { type: 'string', short: 'd' },
+        offset: { type: 'string', short: 'o' },
+        length: { type: 'string', short: 'l' },
+        threads: { type: 'string', short: 't' },
+        dereference: { type: 'boolean', short: 'L' },
+        'cross-mounts': { type: 'boolean' },
+        verbose: { type: 'boolean', short: 'v' },
+        quiet: { type: 'boolean', short: 'q' },
+        'no-progress': { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (v.version) return 'version';
+  const [command, ...paths] = parsed.positionals;
+  if (command === undefined) throw new UsageError('missing command: warm, stat or evict');
+  if (command !== 'warm' && command !== 'stat' && command !== 'evict') {
+    throw new UsageError(`unknown command '${command}': use warm, stat or evict`);
+  }
+  if (paths.length === 0) throw new UsageError(`${command}: missing PATH`);
+  return {
+    command,
+    paths,
+    maxDepth: v['max-depth'] === undefined ? Infinity : parseInteger(v['max-depth'], 'max-depth', 0, Number.MAX_SAFE_INTEGER),
+    offset: v.offset === undefined ? 0 : parseBytes(v.offset, 'offset'),
+    length: v.length === undefined ? undefined : parseBytes(v.length, 'length'),
+    threads: v.threads === undefined ? undefined : parseInteger(v.threads, 'threads', 1, 256),
+    dereference: v.dereference === true,
+    crossMounts: v['cross-mounts'] === true,
+    verbose: v.verbose === true,
+    quiet: v.quiet === true,
+    json: v.json === true,
+    progress: streams.stderr.isTTY === true && v['no-progress'] !== true && v.quiet !== true && v.json !== true,
+  };
+}
+
+/**
+ * A byte count: digits, optionally followed by K, M, G or T (powers of
+ * 1024, any case, an optional "B" or "iB"). `name` is the option's, for the
+ * UsageError thrown for anything else or a count past 2^53.
+ */
+export function parseBytes(value: string, name: string): number {
+  const m = /^(\d+)([kmgt]?)(?:i?b)?$/i.exec(value.trim());
+  const scale = m ? 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase()) : NaN;
+  const n = m ? Number(m[1]) * scale : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new UsageError(`--${name}: expected a byte count such as 4096, 64K, 1M or 2G, got '${value}'`);
+  }
+  return n;
+}
+
+/** A decimal integer from `min` to `max`; UsageError naming option `name` otherwise. */
+export function parseInteger(value: string, name: string, min: number, max: number): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name}: expected an integer from ${min} to ${max === Infinity ? 'up' : max}, got '${value}'`);
+  }
+  return n;
+}

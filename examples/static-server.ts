@@ -34,7 +34,7 @@ const server = http.createServer((req, res) => {
   const pathname = cut < 0 ? url : url.slice(0, cut);
   const path = pathname.endsWith('/') ? `${pathname}index.html` : pathname;
   const started = process.hrtime.bigint();
-  serveFile(req, res, path, { root, maxAge: 60 }).then(
+  serveFile(req, res, path, { root, maxAge: '1m' }).then(
     (r) => {
       if (quiet) return;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;

@@ -9,6 +9,9 @@ export { sendfile, sendfileSync, type SendfileOptions, type SendError } from './
 export { sendFile, type SendFileOptions, type SendFileResult, type SendFileError } from './send/socket';
 export { sendFileResponse, type SendFileResponseOptions } from './http/response';
 export { serveFile, type ServeFileOptions } from './http/serve';
+export { serveStatic, type ServeStaticOptions, type NextFunction, type HttpError } from './http/static';
+export type { FileStat } from './http/options';
+export type { Encoding } from './http/encoding';
 export { closeServeFileCache, type ServeFileCacheOptions } from './http/file-cache';
 export type { ServeFileResult } from './http/answer';
 export { contentType } from './http/mime';

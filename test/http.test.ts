@@ -76,7 +76,7 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
     );
     return;
   }
-  serveFile(req, res, url, { root, maxAge: 30 }).then(
+  serveFile(req, res, url, { root, maxAge: 30_000 }).then(
     (r) => results.push({ ...r, url }),
     (e) => errors.push(e),
   );

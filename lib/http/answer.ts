@@ -6,7 +6,9 @@
 import * as http from 'node:http';
 import { evaluatePreconditions, selectRange, type FieldValue, type Validators } from './conditional';
 import { FAST_MAX, residentBody, type FastPath } from './fast-body';
+import type { Encoding } from './encoding';
 import { derive, type Meta } from './file-meta';
+import type { FileStat } from './options';
 import { endResponse, ended, respond } from './response';
 
 /** What `serveFile` (serve.ts) resolves with. */
@@ -27,11 +29,21 @@ export interface ServeFileResult {
 export interface Served {
   req: http.IncomingMessage;
   res: http.ServerResponse;
+  /** The file opened: the one asked for, or its precompressed variant. */
   target: string;
+  /** The file asked for: its name gives the Content-Type, and setHeaders is told it. */
+  typeTarget: string;
+  /** The coding of a precompressed variant (Content-Encoding), else undefined. */
+  encoding: Encoding | undefined;
   root: string | undefined;
   useEtag: boolean;
   useLastModified: boolean;
-  maxAge: number;
+  /** The Cache-Control value, or undefined for none. */
+  cacheControl: string | undefined;
+  acceptRanges: boolean;
+  /** Send `Vary: Accept-Encoding` (precompressed variants are on). */
+  vary: boolean;
+  setHeaders: ((res: http.ServerResponse, path: string, stat: FileStat) => void) | undefined;
 }
 
 /** serveOpen's answer when the file changed while it was read: start over. */
@@ -47,12 +59,16 @@ export const RETRY = Symbol('retry');
  * @throws (as a rejection) the errors of {@link respond} once the body has begun.
  */
 export async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Promise<ServeFileResult | typeof RETRY> {
-  const { req, res, useEtag, useLastModified, maxAge } = s;
+  const { req, res, useEtag, useLastModified } = s;
   const size = meta.size;
-  const { etag, mtime, lastModified, contentType: type } = (meta.derived ??= derive(meta, s.target));
-  const headers: http.OutgoingHttpHeaders = {
-    'cache-control': maxAge === 0 ? 'public, max-age=0' : `public, max-age=${maxAge}`,
-  };
+  let d = meta.derived;
+  if (d === undefined || d.forType !== s.typeTarget || d.encoding !== s.encoding) {
+    d = meta.derived = derive(meta, s.typeTarget, s.encoding);
+  }
+  const { etag, mtime, lastModified, contentType: type } = d;
+  const headers: http.OutgoingHttpHeaders = {};
+  if (s.cacheControl !== undefined) headers['cache-control'] = s.cacheControl;
+  if (s.vary) headers.vary = 'Accept-Encoding';
   if (useEtag) headers.etag = etag;
   // Never a Last-Modified later than the response's Date (RFC 9110 8.8.2.1):
   // a file dated in the future is sent as modified now, with that same Date
@@ -62,6 +78,8 @@ export async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPat
     if (mtime * 1000 > now) headers.date = headers['last-modified'] = new Date(now).toUTCString();
     else headers['last-modified'] = lastModified;
   }
+
+  const userSet = s.setHeaders ? applySetHeaders(s, meta, headers) : undefined;
 
   // Preconditions and Range, RFC 9110 13.2.2 and 14.2 (see conditional.ts).
   const method = req.method ?? 'GET';
@@ -76,12 +94,14 @@ export async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPat
   if (verdict === 412) return fail(res, 412, headers);
   if (verdict === 304) return notModified(res, headers);
 
-  headers['accept-ranges'] = 'bytes';
-  headers['content-type'] = type;
+  // Representation metadata: not on a 304 (RFC 9110 15.4.5) or a 412.
+  if (s.acceptRanges && !userSet?.has('accept-ranges')) headers['accept-ranges'] = 'bytes';
+  if (!userSet?.has('content-type')) headers['content-type'] = type;
+  if (s.encoding !== undefined) headers['content-encoding'] = s.encoding;
   let statusCode = 200;
   let start = 0;
   let count = size;
-  const range = selectRange(method, field(req, 'range'), field(req, 'if-range'), v, size, now);
+  const range = s.acceptRanges ? selectRange(method, field(req, 'range'), field(req, 'if-range'), v, size, now) : undefined;
   if (range === 'unsatisfiable') {
     return fail(res, 416, { ...headers, 'content-range': `bytes */${size}` });
   }
@@ -107,6 +127,27 @@ export async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPat
   }
   const sent = await respond(res, { fd, close: async () => undefined }, start, count, statusCode, headers, undefined);
   return { statusCode, bytes: sent.bytes, zeroCopy: sent.zeroCopy };
+}
+
+/**
+ * Calls the caller's setHeaders and gives way to what it set: a header it
+ * set is not overwritten by serveFile's own of that name (as `send` does).
+ * @returns the names, of those serveFile sets, that setHeaders set.
+ */
+function applySetHeaders(s: Served, meta: Meta, headers: http.OutgoingHttpHeaders): Set<string> {
+  const mtime = new Date(meta.mtimeMs);
+  s.setHeaders!(s.res, s.typeTarget, {
+    size: meta.size, mtime, mtimeMs: meta.mtimeMs, dev: meta.dev, ino: meta.ino,
+    isFile: () => true, isDirectory: () => false,
+  });
+  const set = new Set<string>();
+  for (const name of ['cache-control', 'etag', 'last-modified', 'accept-ranges', 'content-type']) {
+    if (s.res.hasHeader(name)) {
+      set.add(name);
+      delete headers[name];
+    }
+  }
+  return set;
 }
 
 /** An error or empty response with a short text body. */

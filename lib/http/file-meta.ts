@@ -24,6 +24,9 @@ export interface Derived {
   mtime: number;
   lastModified: string;
   contentType: string;
+  /** The name the Content-Type came from, and the coding of a precompressed variant: what these values were derived for. */
+  forType: string;
+  encoding: string | undefined;
 }
 
 /** `fstat(fd)`, on the libuv threadpool. Rejects with its system error. */
@@ -38,16 +41,21 @@ export function toMeta(st: fs.Stats): Meta {
 
 /**
  * The header values for one version of a file: a weak ETag from its size
- * and mtime (milliseconds, both in hex), the mtime in whole seconds and as
- * an HTTP-date, and the Content-Type of `target`'s extension.
+ * and mtime (milliseconds, both in hex; a precompressed variant's ends in
+ * its coding, `W/"size-mtime-br"`), the mtime in whole seconds and as an
+ * HTTP-date, and the Content-Type of `typeTarget`'s extension (the original
+ * file's name for a variant).
  */
-export function derive(meta: Meta, target: string): Derived {
+export function derive(meta: Meta, typeTarget: string, encoding?: string): Derived {
   const mtimeMs = Math.floor(meta.mtimeMs);
   const mtime = Math.floor(mtimeMs / 1000);
+  const tag = `${meta.size.toString(16)}-${mtimeMs.toString(16)}${encoding === undefined ? '' : `-${encoding}`}`;
   return {
-    etag: `W/"${meta.size.toString(16)}-${mtimeMs.toString(16)}"`,
+    etag: `W/"${tag}"`,
     mtime,
     lastModified: new Date(mtime * 1000).toUTCString(),
-    contentType: contentType(target),
+    contentType: contentType(typeTarget),
+    forType: typeTarget,
+    encoding,
   };
 }

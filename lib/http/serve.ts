@@ -1,98 +1,27 @@
 /**
  * `serveFile`: a static file server's GET/HEAD handling (ranges,
- * validators, confinement to a root, the open-file cache). This module is
- * the orchestration; each step is its own module:
- * confine.ts (the path and root), file-cache.ts (open descriptors kept),
- * answer.ts (validators, preconditions, range; error responses),
- * fast-body.ts (small resident bodies), response.ts (writing the response).
+ * validators, confinement to a root, the open-file cache, precompressed
+ * variants). This module is the orchestration; each step is its own module:
+ * options.ts (the options, validated into a plan), confine.ts (the path and
+ * root), file-cache.ts (open descriptors kept), encoding.ts (which
+ * precompressed variant), answer.ts (validators, preconditions, range; error
+ * responses), fast-body.ts (small resident bodies), response.ts (writing the
+ * response). serveStatic (static.ts) builds on {@link serveTarget}.
  */
 import type * as http from 'node:http';
 import { openPath, type Input } from '../send/socket';
 import { invalidArgType } from '../core/errors';
-import { toBoolean, toIntInRange, toOptions } from '../core/validate';
 import { RETRY, fail, serveOpen, type ServeFileResult, type Served } from './answer';
-import { baseOf, confined, hasDotSegment, requestPart, resolveTarget, toDotfiles } from './confine';
-import { cacheFor, type Entry, type ServeFileCacheOptions } from './file-cache';
+import { baseOf, confined, hasDotSegment, requestPart, resolveTarget } from './confine';
+import { acceptedEncodings, SUFFIX, type Encoding } from './encoding';
+import type { Entry, OpenFileCache } from './file-cache';
 import { fstat, toMeta, type Meta } from './file-meta';
+import { toServePlan, type ServeFileOptions, type ServePlan } from './options';
 import { checkResponse, headersSent } from './response';
 
 /** @internal */
 export { parseRange } from './conditional';
-
-/** Options for {@link serveFile}. */
-export interface ServeFileOptions {
-  /**
-   * The directory files are served from. `path` is then the request's URL
-   * path (percent-encoded, a query string is ignored), and nothing outside
-   * root is ever served: `..` segments (also percent-encoded) get 403, NUL
-   * bytes and malformed encodings 400, and a file whose real path (after
-   * symlinks) leaves root 404. Without root, `path` is a file system path
-   * used as it is (NUL and `..` segments are still refused).
-   *
-   * Confinement is checked on the opened file, not on its name: on Linux
-   * the kernel's name for the open descriptor (`/proc/self/fd/N`);
-   * elsewhere `realpath` of the name, accepted only if it still names the
-   * opened file (same device and inode). The open-file cache records the
-   * real root each check was made for and checks again for any other root.
-   * See docs/http.md, "Security".
-   */
-  root?: string;
-  /**
-   * Files and directories whose names start with a dot (`.env`, `.git/`,
-   * `.well-known/`): any segment of the request path relative to root (of
-   * the whole path without root), after percent-decoding, as `send` and
-   * `serve-static` judge it; root's own path does not count.
-   * `'ignore'` (the default): 404, as if absent. `'deny'`: 403.
-   * `'allow'`: served like any other file. Only names are judged: a symlink
-   * without a leading dot that points at a dotfile is served (if it stays
-   * inside root).
-   * @throws TypeError `ERR_INVALID_ARG_TYPE` when not a string,
-   *   `ERR_INVALID_ARG_VALUE` when not one of the three.
-   */
-  dotfiles?: 'ignore' | 'deny' | 'allow';
-  /**
-   * Send a weak ETag (size and mtime). Default true. If-None-Match compares
-   * weakly, If-Match and If-Range strongly (so never match it): see
-   * docs/http.md. Without it, an If-Match list never matches (412).
-   */
-  etag?: boolean;
-  /** Send Last-Modified and honour If-Modified-Since / If-Unmodified-Since. Default true. */
-  lastModified?: boolean;
-  /** Cache-Control max-age in **seconds**. Default 0. */
-  maxAge?: number;
-  /**
-   * The open-file cache (Linux): descriptors and metadata of recently served
-   * files stay open, like nginx's `open_file_cache`, so a repeated request
-   * costs no open, no thread hop and no `realpath`. Every hit is revalidated
-   * on the JS thread before anything is sent: `stat(path)` must still name
-   * the cached file (same device and inode, else the path was replaced and
-   * is opened afresh; gone: 404), its size and mtime (for Content-Length,
-   * ETag and Last-Modified) are taken fresh from that stat, and the
-   * descriptor's real path is checked against root again (at most once a
-   * second per file while requests name the same root: a file moved out of
-   * root and linked back at its old name is refused within a second; a
-   * request with another root, or the first with a root after one without,
-   * is always checked). File bytes are
-   * never cached: they are read from the live file at send time, so a file
-   * modified in place, truncated or replaced is never served stale. (While
-   * the descriptor is open its inode number cannot be reused, so device and
-   * inode identify the file exactly; files with inode numbers beyond 2^53
-   * are not cached.)
-   *
-   * With the cache, a small body (at most 256 KiB) that the page cache holds
-   * is read on the JS thread with `preadv2(RWF_NOWAIT)` (a copy from the
-   * page cache that fails rather than wait for the disk) and written with
-   * the headers in one `res.end()`: `zeroCopy: false`. Other bodies go as
-   * before (zero-copy, off the loop).
-   *
-   * `true` (the default) uses `{ maxEntries: 256, maxBytes: 64 MiB }`;
-   * `false` opens, checks and closes the file on every request. Calls with
-   * the same limits share one cache per thread (at most 4 distinct caches;
-   * the least recently used is closed for a fifth). Entries idle for 60 s
-   * are closed. Turn it off where `stat` can wait on a server (NFS, FUSE).
-   */
-  cache?: boolean | ServeFileCacheOptions;
-}
+export type { ServeFileOptions } from './options';
 
 /**
  * Answers a GET or HEAD request with a file, as a static file server does.
@@ -112,7 +41,7 @@ export interface ServeFileOptions {
  * - The path may be a request target in origin-form or absolute-form
  *   (`http://host/path`); `*` and authority-form get 400.
  * - Content-Type from the extension (see `contentType`), Accept-Ranges,
- *   Cache-Control `public, max-age=<maxAge>`.
+ *   Cache-Control `public, max-age=<maxAge in seconds>`.
  * - Confinement to `options.root`, see {@link ServeFileOptions.root};
  *   dotfiles are 404 unless allowed, see {@link ServeFileOptions.dotfiles}.
  *   Directories, devices and FIFOs get 404; unreadable files 403; other
@@ -140,38 +69,75 @@ export async function serveFile(
   path: string,
   options?: ServeFileOptions,
 ): Promise<ServeFileResult> {
-  if (typeof req !== 'object' || req === null || typeof req.headers !== 'object' || req.headers === null) {
-    throw invalidArgType('req', 'an instance of http.IncomingMessage', req);
-  }
+  checkRequest(req);
   checkResponse(res);
   if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
-  const opts = toOptions<ServeFileOptions>(options);
-  if (opts.root !== undefined && typeof opts.root !== 'string') throw invalidArgType('options.root', 'of type string', opts.root);
-  const useEtag = toBoolean(opts.etag, 'options.etag', true);
-  const useLastModified = toBoolean(opts.lastModified, 'options.lastModified', true);
-  const maxAge = opts.maxAge === undefined ? 0 : toIntInRange(opts.maxAge, 'options.maxAge', 0, 2 ** 31 - 1);
-  const dotfiles = toDotfiles(opts.dotfiles);
-  const cache = cacheFor(opts.cache);
+  const plan = toServePlan(options);
   if (res.headersSent) throw headersSent();
 
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') return fail(res, 405, { allow: 'GET, HEAD' });
-
-  const target = resolveTarget(path, opts.root);
+  const target = resolveTarget(path, plan.root);
   if (typeof target === 'number') return fail(res, target);
+  const r = await serveTarget(req, res, target, plan, plan.cache);
+  return 'miss' in r ? fail(res, r.status) : r;
+}
+
+/** A file serveTarget did not answer for: why (the status serveFile answers), and whether a directory was found there. */
+export interface Miss {
+  miss: true;
+  status: number;
+  directory: boolean;
+}
+
+/**
+ * Answers with the file at `target` (resolveTarget's path for plan.root),
+ * or a precompressed variant of it, unless there is no such regular file
+ * to serve: then nothing is written and the Miss says why (404 absent, a
+ * directory, a device or a dotfile under 'ignore'; 403 unreadable or a
+ * dotfile under 'deny'; 500 other failures to open).
+ * @throws (as a rejection) as serveFile, once a response has begun.
+ */
+export async function serveTarget(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  target: string,
+  plan: ServePlan,
+  cache: OpenFileCache | undefined,
+): Promise<ServeFileResult | Miss> {
   // The directory the path was joined to, taken now (synchronously after
   // resolveTarget) and used for every check of this request.
-  const base = opts.root === undefined ? undefined : baseOf(opts.root);
+  const base = plan.root === undefined ? undefined : baseOf(plan.root);
   // Judged on every request, before the cache: an entry kept for an
   // 'allow' call never answers an 'ignore' one.
-  if (dotfiles !== 'allow' && hasDotSegment(requestPart(target, base))) return fail(res, dotfiles === 'deny' ? 403 : 404);
-  const served: Served = { req, res, target, root: opts.root, useEtag, useLastModified, maxAge };
+  if (plan.dotfiles !== 'allow' && hasDotSegment(requestPart(target, base))) {
+    return { miss: true, status: plan.dotfiles === 'deny' ? 403 : 404, directory: false };
+  }
+  const served: Served = {
+    req, res, target, typeTarget: target, encoding: undefined, root: plan.root,
+    useEtag: plan.useEtag, useLastModified: plan.useLastModified, cacheControl: plan.cacheControl,
+    acceptRanges: plan.acceptRanges, vary: plan.precompressed.length > 0, setHeaders: plan.setHeaders,
+  };
+  if (served.vary) {
+    for (const encoding of acceptedEncodings(req.headers['accept-encoding'], plan.precompressed)) {
+      const variant = target + SUFFIX[encoding];
+      if (knownAbsent(variant)) continue;
+      const r = await serveOne({ ...served, target: variant, encoding }, base, cache);
+      if (!('miss' in r)) return r;
+      if (r.status === 404) rememberAbsent(variant);
+    }
+  }
+  return serveOne(served, base, cache);
+}
 
+/** serveTarget for one file: the original or one variant (`s.target`). */
+async function serveOne(s: Served, base: string | undefined, cache: OpenFileCache | undefined): Promise<ServeFileResult | Miss> {
+  const { target } = s;
   if (cache) {
     const hit = cache.lookup(target, base);
     if (hit) {
       try {
-        const r = await serveOpen(served, hit.entry.input.fd, hit.meta, hit.entry);
+        const r = await serveOpen(s, hit.entry.input.fd, hit.meta, hit.entry);
         if (r !== RETRY) return r;
       } finally {
         cache.release(hit.entry);
@@ -184,7 +150,7 @@ export async function serveFile(
   try {
     input = await openPath(target); // a FIFO, directory or device is refused here
   } catch (err) {
-    return fail(res, statusForOpenError(err));
+    return missFor(err);
   }
   let entry: Entry | undefined;
   try {
@@ -193,17 +159,17 @@ export async function serveFile(
     let confinedTo: string | undefined;
     if (base !== undefined) {
       confinedTo = await confined(input.fd, target, base);
-      if (confinedTo === undefined) return fail(res, 404);
+      if (confinedTo === undefined) return { miss: true, status: 404, directory: false };
     }
     let meta: Meta;
     try {
       meta = toMeta(await fstat(input.fd));
     } catch (err) {
-      return fail(res, statusForOpenError(err));
+      return missFor(err);
     }
-    if (!meta.isFile) return fail(res, 404);
+    if (!meta.isFile) return { miss: true, status: 404, directory: false };
     entry = cache?.insert(target, input, meta, confinedTo); // the cache owns the descriptor from here
-    const r = await serveOpen(served, input.fd, meta, cache ? entry ?? { cached: false } : false);
+    const r = await serveOpen(s, input.fd, meta, cache ? entry ?? { cached: false } : false);
     if (r !== RETRY) return r;
     // The file changed between fstat and the read: describe it again, and
     // answer without the fast path (which is the only one that retries).
@@ -211,18 +177,27 @@ export async function serveFile(
     try {
       meta = toMeta(await fstat(input.fd));
     } catch (err) {
-      return fail(res, statusForOpenError(err));
+      return missFor(err);
     }
-    return (await serveOpen(served, input.fd, meta, false)) as ServeFileResult;
+    return (await serveOpen(s, input.fd, meta, false)) as ServeFileResult;
   } finally {
     if (entry) cache!.release(entry);
     else await input.close();
   }
 }
 
-/** The status for a file that could not be opened or described: 404, 403 (permission) or 500. */
-function statusForOpenError(err: unknown): number {
-  switch ((err as NodeJS.ErrnoException).code) {
+/** req must look like an http.IncomingMessage (its headers are read). */
+export function checkRequest(req: unknown): asserts req is http.IncomingMessage {
+  const r = req as http.IncomingMessage | null;
+  if (typeof r !== 'object' || r === null || typeof r.headers !== 'object' || r.headers === null) {
+    throw invalidArgType('req', 'an instance of http.IncomingMessage', req);
+  }
+}
+
+/** The Miss for a file that could not be opened or described: 404, 403 (permission) or 500. */
+function missFor(err: unknown): Miss {
+  const code = (err as NodeJS.ErrnoException).code;
+  switch (code) {
     case 'ENOENT':
     case 'ENOTDIR':
     case 'ENAMETOOLONG':
@@ -231,11 +206,33 @@ function statusForOpenError(err: unknown): number {
     case 'EISDIR': // a directory
     case 'ESPIPE': // a FIFO
     case 'EINVAL': // a character device
-      return 404;
+      return { miss: true, status: 404, directory: code === 'EISDIR' };
     case 'EACCES':
     case 'EPERM':
-      return 403;
+      return { miss: true, status: 403, directory: false };
     default:
-      return 500;
+      return { miss: true, status: 500, directory: false };
   }
 }
+
+/**
+ * Variants found absent in the last second (path → when), so a request for
+ * a file without one costs no open per request. Bounded: cleared at 4096.
+ */
+const absent = new Map<string, number>();
+const ABSENT_MS = 1000;
+
+function knownAbsent(path: string): boolean {
+  const at = absent.get(path);
+  if (at === undefined) return false;
+  if (Date.now() - at < ABSENT_MS) return true;
+  absent.delete(path);
+  return false;
+}
+
+function rememberAbsent(path: string): void {
+  if (absent.size >= 4096) absent.clear();
+  absent.set(path, Date.now());
+}
+
+export type { Encoding };

@@ -68,7 +68,6 @@ export async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPat
   const { etag, mtime, lastModified, contentType: type } = d;
   const headers: http.OutgoingHttpHeaders = {};
   if (s.cacheControl !== undefined) headers['cache-control'] = s.cacheControl;
-  if (s.vary) headers.vary = 'Accept-Encoding';
   if (useEtag) headers.etag = etag;
   // Never a Last-Modified later than the response's Date (RFC 9110 8.8.2.1):
   // a file dated in the future is sent as modified now, with that same Date
@@ -80,6 +79,7 @@ export async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPat
   }
 
   const userSet = s.setHeaders ? applySetHeaders(s, meta, headers) : undefined;
+  if (s.vary) headers.vary = varyAcceptEncoding(res.getHeader('vary'));
 
   // Preconditions and Range, RFC 9110 13.2.2 and 14.2 (see conditional.ts).
   const method = req.method ?? 'GET';
@@ -148,6 +148,18 @@ function applySetHeaders(s: Served, meta: Meta, headers: http.OutgoingHttpHeader
     }
   }
   return set;
+}
+
+/**
+ * The Vary value for a response that depends on Accept-Encoding: `existing`
+ * (set by the caller or setHeaders) with Accept-Encoding appended unless it
+ * is named already or is `*`.
+ */
+export function varyAcceptEncoding(existing: number | string | string[] | undefined): string {
+  const list = existing === undefined ? [] : (Array.isArray(existing) ? existing : [String(existing)]).join(',').split(',')
+    .map((v) => v.trim()).filter((v) => v !== '');
+  if (list.some((v) => v === '*' || v.toLowerCase() === 'accept-encoding')) return list.join(', ');
+  return [...list, 'Accept-Encoding'].join(', ');
 }
 
 /** An error or empty response with a short text body. */

@@ -3,7 +3,7 @@
  *
  *   pagewarm serveFile (defaults: open-file cache on) and serveFile with
  *   `cache: false`, pillarjs send, @fastify/static, plain createReadStream,
- *   a revalidating in-memory cache of small files and a sendfileSync fast
+ *   a revalidating in-memory cache of small files and a transferToSync fast
  *   path built from pagewarm's public calls (design alternatives, see
  *   http/server.ts), and nginx (Debian's
  *   package, started here on 127.0.0.1 with one worker and `sendfile on`).
@@ -35,10 +35,10 @@ import {
 import { serveFile } from './http/server';
 
 type ServerKind = 'pagewarm serveFile' | 'serveFile, cache: false' | 'send' | '@fastify/static' | 'createReadStream' | 'memory cache' |
-  'sendfileSync (experiment)' | 'nginx';
+  'transferToSync (experiment)' | 'nginx';
 const NODE_KIND: Partial<Record<ServerKind, string>> = {
   'pagewarm serveFile': 'pagewarm', 'serveFile, cache: false': 'pagewarm-nocache', send: 'send', '@fastify/static': 'fastify-static',
-  createReadStream: 'stream', 'memory cache': 'memory', 'sendfileSync (experiment)': 'fastpath',
+  createReadStream: 'stream', 'memory cache': 'memory', 'transferToSync (experiment)': 'fastpath',
 };
 
 function which(cmd: string): string | null {
@@ -199,7 +199,7 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   if (serveFile) servers.push('pagewarm serveFile', 'serveFile, cache: false');
   else console.log('pagewarm serveFile skipped: no zero-copy send here (native addon not loaded)');
   servers.push('send', '@fastify/static', 'createReadStream', 'memory cache');
-  if (serveFile) servers.push('sendfileSync (experiment)');
+  if (serveFile) servers.push('transferToSync (experiment)');
   if (nginx) servers.push('nginx');
   else console.log('nginx not installed: left out');
   const only = flags.raw.only?.split(',').filter(Boolean);

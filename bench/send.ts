@@ -23,7 +23,7 @@
  *
  * Then the per-call cost of sending one small range (64 KiB, 1 MiB) of the hot
  * file on one connection, calls awaited one after another: sendFile(socket)
- * vs pagewarm's fd-level sendfile(socketFd) vs sendfileSync vs a read stream
+ * vs pagewarm's fd-level transferTo(socketFd) vs transferToSync vs a read stream
  * piped with end:false (what the broker's `stream` strategy does).
  *
  * The per-call table is measured on loopback only.
@@ -145,7 +145,7 @@ async function runMethod(method: Method, path: string, size: number, port: numbe
   }
 }
 
-const PER_CALL = ['sendFile(socket)', 'sendFile(socket, warm: false)', 'sendfile(socketFd) async', 'sendfileSync(socketFd)', 'createReadStream().pipe(end: false)'] as const;
+const PER_CALL = ['sendFile(socket)', 'sendFile(socket, warm: false)', 'transferTo(socketFd) async', 'transferToSync(socketFd)', 'createReadStream().pipe(end: false)'] as const;
 
 interface PerCall { method: string; range: number; calls: number; wallUs: number; cpuUs: number }
 
@@ -167,8 +167,8 @@ async function perCall(path: string, size: number, port: number, next: () => Pro
             const off = (i % slots) * range;
             if (m === 'sendFile(socket)') await sendFile!(socket, fh.fd, { offset: off, length: range });
             else if (m === 'sendFile(socket, warm: false)') await sendFile!(socket, fh.fd, { offset: off, length: range, warm: false });
-            else if (m === 'sendfile(socketFd) async') await pw.sendfile(sfd, fh.fd, off, range);
-            else if (m === 'sendfileSync(socketFd)') pw.sendfileSync(sfd, fh.fd, off, range);
+            else if (m === 'transferTo(socketFd) async') await pw.transferTo(sfd, fh.fd, off, range);
+            else if (m === 'transferToSync(socketFd)') pw.transferToSync(sfd, fh.fd, off, range);
             else {
               await new Promise<void>((resolve, reject) => {
                 const src = createReadStream('', { fd: fh.fd, start: off, end: off + range - 1, autoClose: false });

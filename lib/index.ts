@@ -5,7 +5,8 @@
 export { prepareForRead, prepareForReadSync, warmFile, type PrepareOptions, type WarmFileOptions } from './core/warm';
 export { residency, residencySync, evict, advise, type Residency, type Advice } from './core/residency';
 export { configure, stats, capabilities, type ConfigureOptions, type Stats, type Capabilities } from './core/config';
-export { sendfile, sendfileSync, type SendfileOptions, type SendError } from './send/transfer';
+export { transferTo, transferToSync, type TransferOptions, type TransferError } from './send/transfer';
+export { sendfile, sendfileSync, type SendfileOptions, type SendError } from './send/deprecated';
 export { sendFile, type SendFileOptions, type SendFileResult, type SendFileError } from './send/socket';
 export { sendFileResponse, type SendFileResponseOptions } from './http/response';
 export { serveFile, type ServeFileOptions } from './http/serve';

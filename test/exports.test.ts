@@ -15,8 +15,8 @@ import type {
   ConfigureOptions,
   Stats,
   Capabilities,
-  SendfileOptions,
-  SendError,
+  TransferOptions,
+  TransferError,
   SendFileOptions,
   SendFileResult,
   SendFileError,
@@ -41,7 +41,7 @@ t.test('every public type is exported and listed in docs/api.md', async (t) => {
   const listed = api.slice(api.indexOf('## Exported types'));
   const types = [
     'FileLike', 'PrepareOptions', 'WarmFileOptions', 'Residency', 'Advice', 'ConfigureOptions', 'Stats',
-    'Capabilities', 'SendfileOptions', 'SendError', 'SendFileOptions', 'SendFileResult', 'SendFileError',
+    'Capabilities', 'TransferOptions', 'TransferError', 'SendFileOptions', 'SendFileResult', 'SendFileError',
     'SendFileResponseOptions', 'ServeFileOptions', 'ServeFileCacheOptions', 'ServeFileResult', 'SystemError',
     'CodedError',
   ];
@@ -52,7 +52,7 @@ t.test('every public type is exported and listed in docs/api.md', async (t) => {
   t.same(options.cache, cache);
   // Every type name above is used, so a missing export fails the type check.
   type All = [FileLike, PrepareOptions, WarmFileOptions, Residency, Advice, ConfigureOptions, Stats, Capabilities,
-    SendfileOptions, SendError, SendFileOptions, SendFileResult, SendFileError, SendFileResponseOptions,
+    TransferOptions, TransferError, SendFileOptions, SendFileResult, SendFileError, SendFileResponseOptions,
     ServeFileOptions, ServeFileCacheOptions, ServeFileResult, SystemError, CodedError];
   const count: All['length'] = 19;
   t.equal(count, types.length, 'the list and the imports agree');

@@ -62,7 +62,7 @@ const native = pw.capabilities().native;
     // the loopback's buffers before this loop ends: 400 duplicates exceed the
     // limit whatever the pool's speed. (Warm-ups may not: once readahead makes
     // their ranges resident they settle on the JS thread without one.)
-    if (i % 10 === 0) calls.push(pw.sendfile(sock._handle.fd, fd, offset, 163840).then((n) => note(n === 163840 ? 'sendfile ok' : 'sendfile WRONG'), (e) => note('sendfile ' + e.code)));
+    if (i % 10 === 0) calls.push(pw.transferTo(sock._handle.fd, fd, offset, 163840).then((n) => note(n === 163840 ? 'sendfile ok' : 'sendfile WRONG'), (e) => note('sendfile ' + e.code)));
   }
   // sendFile opens (or reopens) its source first: refused with EMFILE, the socket untouched.
   const sf = await pw.sendFile(sock, ${JSON.stringify(path)}, { length: 10 }).then(() => 'ok', (e) => e.code + (sock.destroyed ? ' destroyed' : ' socket intact'));
@@ -78,7 +78,7 @@ const native = pw.capabilities().native;
 
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 
-t.test('2,000 warm-ups (and residency, sendfile, sendFile) in flight under a 256-descriptor limit', { skip: !hasPrlimit && 'prlimit (util-linux) is not installed' }, (t) => {
+t.test('2,000 warm-ups (and residency, transferTo, sendFile) in flight under a 256-descriptor limit', { skip: !hasPrlimit && 'prlimit (util-linux) is not installed' }, (t) => {
   const r = spawnSync('prlimit', ['--nofile=256:256', process.execPath, '-e', script], { encoding: 'utf8', timeout: 60_000 });
   t.equal(r.signal, null, 'no crash, no hang');
   t.equal(r.status, 0, r.stderr || 'exited cleanly');

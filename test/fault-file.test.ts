@@ -38,7 +38,7 @@ import {
   configure,
   stats,
   capabilities,
-  sendfile,
+  transferTo,
   sendFile,
   sendFileResponse,
 } from '../lib/index';
@@ -198,7 +198,7 @@ t.test('send: file truncated mid-flight resolves short; the receiver gets exactl
     const fd = fs.openSync(path, 'r');
     const l = await link();
     const sending =
-      api === 'sendfile' ? sendfile(fdOf(l.socket), fd, 0, 64 * MiB) : sendFile(l.socket, path).then((r) => r.bytes);
+      api === 'sendfile' ? transferTo(fdOf(l.socket), fd, 0, 64 * MiB) : sendFile(l.socket, path).then((r) => r.bytes);
     await new Promise((r) => setTimeout(r, 50)); // the receiver's buffers fill; the send parks
     fs.truncateSync(path, 24 * MiB);
     l.peer.resume();
@@ -258,7 +258,7 @@ t.test('send: file extended mid-flight', async (t) => {
   const extra = Buffer.alloc(8 * MiB, 9);
 
   const a = await link();
-  const explicit = sendfile(fdOf(a.socket), fd, 0, 32 * MiB);
+  const explicit = transferTo(fdOf(a.socket), fd, 0, 32 * MiB);
   const b = await link();
   const byDefault = sendFile(b.socket, fd);
   await new Promise((r) => setTimeout(r, 50));
@@ -295,7 +295,7 @@ t.test('descriptors closed mid-flight and their numbers reused at once', async (
   // Warm-up, sendfile: both descriptors are duplicated before the call returns.
   const l = await link();
   const inFd = fs.openSync(a.path, 'r');
-  const sending = sendfile(fdOf(l.socket), inFd, 0, 16 * MiB);
+  const sending = transferTo(fdOf(l.socket), inFd, 0, 16 * MiB);
   fs.closeSync(inFd);
   const reused = fs.openSync(b.path, 'r');
   t.equal(reused, inFd, 'the number was reused at once');

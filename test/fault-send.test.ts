@@ -14,7 +14,7 @@
 //   ends our side in reply, allowHalfOpen false).
 // - Socket destroyed locally mid-send: sendFile rejects ERR_STREAM_DESTROYED
 //   with bytesSent, and the receiver gets exactly bytesSent file bytes.
-//   sendfile(outFd) works on its own duplicate: destroying the net.Socket does
+//   transferTo(outFd) works on its own duplicate: destroying the net.Socket does
 //   not stop it (abort it with its signal).
 // - socket.end() mid-send: the FIN follows the file; everything arrives.
 // - Abort storms: every call settles, either complete or AbortError with
@@ -26,7 +26,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
-import { sendfile, sendFile, configure, stats, capabilities } from '../lib/index';
+import { transferTo, sendFile, configure, stats, capabilities } from '../lib/index';
 import { scratchDir, fdList, startPagewarm } from './helpers';
 
 const MiB = 1 << 20;
@@ -109,7 +109,7 @@ for (const kind of kinds) {
   t.test(`${kind}: the receiver resets / goes away mid-send`, async (t) => {
     // sendfile: a receiver that reads a little and then closes with data unread (RST).
     const a = await link(kind);
-    const sending = sendfile(fdOf(a.socket), fd, 0, SIZE);
+    const sending = transferTo(fdOf(a.socket), fd, 0, SIZE);
     await parked();
     if (kind === 'tcp') a.peer.resetAndDestroy();
     else a.peer.destroy();
@@ -212,13 +212,13 @@ for (const kind of kinds) {
     t.ok(got.equals(content.subarray(0, got.length)), 'byte-exact');
 
     const m = await link(kind);
-    const raw = sendfile(fdOf(m.socket), fd, 0, 8 * MiB);
+    const raw = transferTo(fdOf(m.socket), fd, 0, 8 * MiB);
     await parked();
     m.socket.destroy();
     m.peer.resume();
     if (ZERO_COPY) {
-      // sendfile(outFd) holds its own duplicate: destroying the net.Socket does not stop it.
-      t.equal(await raw, 8 * MiB, 'sendfile(outFd) completed on its duplicate');
+      // transferTo(outFd) holds its own duplicate: destroying the net.Socket does not stop it.
+      t.equal(await raw, 8 * MiB, 'transferTo(outFd) completed on its duplicate');
       t.ok((await m.received).equals(content.subarray(0, 8 * MiB)), 'byte-exact, then end of stream');
     } else {
       // The fallback writes to the caller's descriptor itself: once it is
@@ -340,7 +340,7 @@ t.test('sendfile abort storm: 300 sends to 30 Unix sockets, random aborts', asyn
     const c = new AbortController();
     const length = 1 + ((i * 7919) % (4 * MiB));
     all.push(
-      sendfile(fdOf(l.socket), fd, (i * 4096) % (SIZE - 4 * MiB), length, { signal: c.signal }).then(
+      transferTo(fdOf(l.socket), fd, (i * 4096) % (SIZE - 4 * MiB), length, { signal: c.signal }).then(
         (got) => {
           if (got !== length) throw new Error(`resolved ${got}, want ${length}`);
           results.done++;
@@ -373,7 +373,7 @@ t.test(
     const l = await link('tcp', { peerPaused: false });
     t.teardown(() => l.destroy());
     const reason = new Error('early');
-    const a = await sendfile(fdOf(l.socket), fd, 0, 10, { signal: AbortSignal.abort(reason) }).catch((e) => e);
+    const a = await transferTo(fdOf(l.socket), fd, 0, 10, { signal: AbortSignal.abort(reason) }).catch((e) => e);
     t.match(a, { name: 'AbortError', cause: reason, bytesSent: 0 }, 'sendfile');
     const b = await sendFile(l.socket, fd, { signal: AbortSignal.abort(reason) }).catch((e) => e);
     t.match(b, { name: 'AbortError', cause: reason, bytesSent: 0 }, 'sendFile');

@@ -15,12 +15,12 @@
 // - process.exit(code) with operations in flight exits at once with that
 //   code, no signal and nothing on stderr.
 // - A worker blocked in prepareForReadSync is terminated when the call returns
-//   (within the range's warm-up time); one blocked in sendfileSync waits for
+//   (within the range's warm-up time); one blocked in transferToSync waits for
 //   its receiver: terminate() completes once the receiver reads or the
 //   connection is gone.
 //
 // On the portable fallback (capabilities().native false) evict is a no-op, so
-// files start cold through dd; its sendfileSync waits for a full socket in a
+// files start cold through dd; its transferToSync waits for a full socket in a
 // JS back-off loop, which terminate() interrupts at once.
 import t from 'tap';
 import * as fs from 'node:fs';
@@ -96,7 +96,7 @@ const busyWorker = `
       a.on('error', () => {});
       await new Promise((r) => a.once('connect', r));
       ops.push(pw.sendFile(a, i % 2 ? workerData.medium : mediumFd, { length: 64 << 20 }));
-      ops.push(pw.sendfile(a._handle.fd, fd, 0, 64 << 20));
+      ops.push(pw.transferTo(a._handle.fd, fd, 0, 64 << 20));
     }
     fs.closeSync(fd); // every operation holds its own duplicate
     fs.closeSync(mediumFd);
@@ -218,7 +218,7 @@ t.test('processes exiting with operations in flight', async (t) => {
         a.on('error', () => {});
         await new Promise((r) => a.once('connect', r));
         pw.sendFile(a, fd).catch(() => {});
-        pw.sendfile(a._handle.fd, fd, 0, 64 << 20).catch(() => {});
+        pw.transferTo(a._handle.fd, fd, 0, 64 << 20).catch(() => {});
       }
       // Sends fill their socket buffers and park in the poller.
       for (let i = 0; i < 300 && pw.stats().waiting === 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -273,7 +273,7 @@ t.test('workers blocked in sync calls', async (t) => {
   const started = Date.now();
   t.equal(await w.terminate(), 1, `prepareForReadSync: terminated (after ${Date.now() - started} ms)`);
 
-  // sendfileSync to a receiver that does not read: terminate() waits for it;
+  // transferToSync to a receiver that does not read: terminate() waits for it;
   // destroying the receiving end (here, in the main thread) releases it.
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -288,14 +288,14 @@ t.test('workers blocked in sync calls', async (t) => {
      s.on('error', () => {});
      s.once('connect', () => {
        parentPort.postMessage('go');
-       try { pw.sendfileSync(s._handle.fd, fd, 0, 256 << 20); } catch (e) { parentPort.postMessage(e.code); }
+       try { pw.transferToSync(s._handle.fd, fd, 0, 256 << 20); } catch (e) { parentPort.postMessage(e.code); }
      });`,
     { eval: true, workerData: { dist, big, port: (server.address() as net.AddressInfo).port } },
   );
   const receiver = await peer;
   receiver.on('error', () => {});
   await new Promise((r) => w2.once('message', r));
-  // Bytes flowing prove the worker is inside sendfileSync; then the receiver stalls.
+  // Bytes flowing prove the worker is inside transferToSync; then the receiver stalls.
   let got = 0;
   await new Promise<void>((resolve) =>
     receiver.on('data', (d) => {
@@ -313,8 +313,8 @@ t.test('workers blocked in sync calls', async (t) => {
     return code;
   });
   await sleep(300);
-  if (caps.native) t.notOk(terminated, 'terminate() waits while sendfileSync is blocked on the stalled receiver (documented)');
-  else t.ok(terminated, "fallback: terminate() interrupts sendfileSync's back-off loop on the stalled receiver at once");
+  if (caps.native) t.notOk(terminated, 'terminate() waits while transferToSync is blocked on the stalled receiver (documented)');
+  else t.ok(terminated, "fallback: terminate() interrupts transferToSync's back-off loop on the stalled receiver at once");
   receiver.destroy();
   t.equal(await terminating, 1, 'terminated once the connection was gone');
   t.pass(`${stats().waiting} parked, process alive`);

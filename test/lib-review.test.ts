@@ -29,8 +29,8 @@ import {
   residencySync,
   evict,
   advise,
-  sendfile,
-  sendfileSync,
+  transferTo,
+  transferToSync,
   sendFile,
   AbortError,
 } from '../lib/index';
@@ -140,9 +140,9 @@ t.test('zero means zero: every other call taking a length', async (t) => {
   peer.on('data', (d: Buffer) => got.push(d));
   const ended = new Promise((r) => peer.once('end', r));
   const out = (client as unknown as { _handle: { fd: number } })._handle.fd;
-  t.equal(await sendfile(out, fd, 0, 0), 0, 'sendfile');
-  t.equal(await sendfile(out, fd, 4096, 0), 0, 'sendfile at an offset');
-  t.equal(sendfileSync(out, fd, 4096, 0), 0, 'sendfileSync');
+  t.equal(await transferTo(out, fd, 0, 0), 0, 'transferTo');
+  t.equal(await transferTo(out, fd, 4096, 0), 0, 'sendfile at an offset');
+  t.equal(transferToSync(out, fd, 4096, 0), 0, 'transferToSync');
   t.match(await sendFile(client, fd, { offset: 4096, length: 0 }), { bytes: 0 }, 'sendFile (descriptor)');
   t.match(await sendFile(client, path, { length: 0 }), { bytes: 0 }, 'sendFile (path)');
   client.end('end');
@@ -220,7 +220,7 @@ t.test('one abort listener per signal, however many calls share it', async (t) =
     calls.push(residency(fd, 0, undefined));
     calls.push(sendFile(client, path, { signal, length: 256 * KiB }));
   }
-  calls.push(sendfile(outFd, fd, 0, 64 * KiB, { signal }));
+  calls.push(transferTo(outFd, fd, 0, 64 * KiB, { signal }));
   const settled = await Promise.allSettled(calls);
   t.same(settled.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), [], 'all 49 calls completed');
   await new Promise((r) => setImmediate(r));
@@ -333,7 +333,7 @@ t.test('options.signal: an AbortSignal from another realm, or AbortSignal-shaped
   t.teardown(() => client.destroy());
   const g = foreignSignal();
   const out = (client as unknown as { _handle: { fd: number } })._handle.fd;
-  const parked = sendfile(out, bigFd, 0, 64 * MiB, { signal: g.signal });
+  const parked = transferTo(out, bigFd, 0, 64 * MiB, { signal: g.signal });
   for (let i = 0; i < 500 && g.added() === 0; i++) await new Promise((r) => setTimeout(r, 2));
   t.equal(g.added(), 1, 'sendfile listens on the foreign signal');
   g.abort(new Error('stop'));

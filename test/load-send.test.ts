@@ -79,7 +79,7 @@ async function run(kind, useSendfile) {
     let p;
     if (useSendfile) {
       c.write(head);
-      p = new Promise((r) => c.write('', r)).then(() => pw.sendfile(c._handle.fd, fd, offset, length)).then((n) => ({ bytes: n, zeroCopy: pw.capabilities().zeroCopySend }));
+      p = new Promise((r) => c.write('', r)).then(() => pw.transferTo(c._handle.fd, fd, offset, length)).then((n) => ({ bytes: n, zeroCopy: pw.capabilities().zeroCopySend }));
       p = p.then((r) => { c.end(tail); return r; });
     } else {
       c.write(head);

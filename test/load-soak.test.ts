@@ -63,7 +63,7 @@ const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/sta
     const cold = (1 << 20) + ((b * 4) % 1792) * 4096; // beyond the hot MiB
     pw.evict(fd, cold, 4 * 4096);
     for (let i = 0; i < 4; i++) ps.push(expect(pw.prepareForRead(fd, cold + i * 4096, 4096), 4096));
-    ps.push(expect(pw.sendfile(devnull, fd, 0, 4096), 4096));
+    ps.push(expect(pw.transferTo(devnull, fd, 0, 4096), 4096));
     await Promise.all(ps);
     calls += 1000;
     if (b % (${BATCHES} / 10) === ${BATCHES} / 10 - 1 || b === 0) {

@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { serveFile, closeServeFileCache, type ServeFileResult } from '../lib/index';
 import { join } from 'node:path';
-import { prepareForRead, sendfile, residencySync, configure, stats, capabilities } from '../lib/index';
+import { prepareForRead, transferTo, residencySync, configure, stats, capabilities } from '../lib/index';
 import { binding } from '../lib/core/native';
 import { scratchDir, makeFile, slowDisk, threadIds, startPagewarm, makeCold } from './helpers';
 
@@ -99,7 +99,7 @@ t.test('fast paths do not take pages in flight for resident', { skip: !caps.fast
       maxHoldUs = Math.max(maxHoldUs, held);
       pending.push(warm.catch((e) => e));
       started = process.hrtime.bigint();
-      const send = sendfile(outFd, fd, offset, PAGE);
+      const send = transferTo(outFd, fd, offset, PAGE);
       held = Number(process.hrtime.bigint() - started) / 1e3;
       maxHoldUs = Math.max(maxHoldUs, held);
       pending.push(send.catch((e) => e));

@@ -221,7 +221,7 @@ t.test("an O_DIRECT descriptor whose file cannot be reopened fails under the ope
       send: binding.sendSync(4, 3, 0, 4096),
     };`, [fd, out], drop) as { warm: unknown; warmSync: unknown; send: unknown } | undefined;
   if (!res) return;
-  t.match(res.warm, { code: 'EACCES', syscall: 'sendfile' }, 'prepareForRead: EACCES under sendfile, not open');
+  t.match(res.warm, { code: 'EACCES', syscall: 'sendfile' }, 'prepareForRead: EACCES under transferTo, not open');
   t.match(res.warmSync, { code: 'EACCES', syscall: 'sendfile' }, 'prepareForReadSync: the same');
   t.match(res.send, { errno: 13, syscall: 'sendfile' }, 'send: the same');
 });

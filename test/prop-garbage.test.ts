@@ -257,8 +257,8 @@ const targets = [
   ['configure', false, ['cfg'], isUndefined, 1],
   ['stats', false, [], isObject, 0],
   ['capabilities', false, [], isObject, 0],
-  ['sendfile', true, ['outFd', 'fd', 'pos', 'pos', 'opts'], isCount, 4],
-  ['sendfileSync', false, ['outFd', 'fd', 'pos', 'pos'], isCount, 4],
+  ['transferTo', true, ['outFd', 'fd', 'pos', 'pos', 'opts'], isCount, 4],
+  ['transferToSync', false, ['outFd', 'fd', 'pos', 'pos'], isCount, 4],
   ['sendFile', true, ['socket', 'file', 'sendOpts'], isSendResult, 2],
   ['sendFileResponse', true, ['httpRes', 'file', 'respOpts'], isSendResult, 2],
   ['serveFile', true, ['httpReq', 'httpRes', 'urlPath', 'serveOpts'], isServeResult, 3],
@@ -310,7 +310,7 @@ async function callOnce(name, isAsync, args, pkg = pw) {
 }
 
 /**
- * sendfile and sendfileSync write to any descriptor they are given. A number
+ * sendfile and transferToSync write to any descriptor they are given. A number
  * that names one of Node's own (libuv's signal pipe, its epoll and eventfd
  * descriptors) is not garbage a library can refuse: it is a valid descriptor
  * open for writing, and bytes written into it break Node itself. A plain
@@ -319,7 +319,7 @@ async function callOnce(name, isAsync, args, pkg = pw) {
  * to fd 20, a pipe). Such calls are skipped and counted in the summary.
  */
 function writesIntoNode(name, args, w) {
-  if (name !== 'sendfile' && name !== 'sendfileSync') return false;
+  if (name !== 'transferTo' && name !== 'transferToSync') return false;
   const out = args[0];
   if (!Number.isSafeInteger(out) || out < 0 || out > 2 ** 31 - 1) return false;
   if (Object.values(w.fds).includes(out)) return false;
@@ -457,7 +457,7 @@ function runGroup(name: string, only: string[] | null, opts: GroupOptions = {}):
 const groups: Array<[string, string[] | null, GroupOptions?]> = [
   ['warm', ['prepareForRead', 'prepareForReadSync', 'warmFile']],
   ['residency', ['residency', 'residencySync', 'evict', 'advise', 'configure', 'stats', 'capabilities']],
-  ['sends', ['sendfile', 'sendfileSync', 'sendFile', 'sendFileResponse', 'serveFile']],
+  ['sends', ['transferTo', 'transferToSync', 'sendFile', 'sendFileResponse', 'serveFile']],
   ['all-in-a-worker', null, { worker: true }],
   ['all-on-the-fallback', null, { env: { PAGEWARM_FORCE_FALLBACK: '1' } }],
   ['native-and-fallback-agree', ['prepareForRead', 'prepareForReadSync', 'warmFile', 'residency', 'residencySync', 'evict', 'advise', 'configure'], { compare: true }],

@@ -4,7 +4,7 @@
 // (sha256 of the whole stream); every sendFile resolves with the bytes of its
 // range that exist (short at end of file, 0 past it) and zeroCopy: true
 // (false in the portable fallback, which copies).
-// Also: random sendfile(outFd, ...) ranges arrive byte-exact.
+// Also: random transferTo(outFd, ...) ranges arrive byte-exact.
 //
 // Runs: 60 random sequences of up to 8 calls, 60 sendfile ranges (about 20 s here).
 // Reproduce a failure with PAGEWARM_PROP_SEED=<seed printed on failure>.
@@ -15,7 +15,7 @@ import * as net from 'node:net';
 import { open } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { sendFile, sendfile, configure, evict, stats, capabilities } from '../lib/index';
+import { sendFile, transferTo, configure, evict, stats, capabilities } from '../lib/index';
 import { scratchDir, fdList, startPagewarm } from './helpers';
 
 const KiB = 1024;
@@ -192,7 +192,7 @@ t.test('writes and sendFile calls arrive in call order, byte-exact (sha256)', as
   t.same(fdList(), fdsBefore, 'no descriptor leaked');
 });
 
-t.test('sendfile(outFd): random ranges arrive byte-exact over TCP and Unix sockets', async (t) => {
+t.test('transferTo(outFd): random ranges arrive byte-exact over TCP and Unix sockets', async (t) => {
   t.teardown(() => configure({ chunkSize: 8 * MiB }));
   await fc.assert(
     fc.asyncProperty(
@@ -205,7 +205,7 @@ t.test('sendfile(outFd): random ranges arrive byte-exact over TCP and Unix socke
         const pair = await connectPair(kind);
         try {
           const outFd = (pair.client as unknown as { _handle: { fd: number } })._handle.fd;
-          const n = await sendfile(outFd, fd, offset, length);
+          const n = await transferTo(outFd, fd, offset, length);
           const want = slice({ offset, length });
           if (n !== want.length) throw new Error(`sendfile resolved ${n}, want ${want.length}`);
           pair.client.end();

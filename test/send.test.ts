@@ -1,4 +1,4 @@
-// sendfile / sendfileSync: the fd-level API. Bytes are judged by sha256 on
+// sendfile / transferToSync: the fd-level API. Bytes are judged by sha256 on
 // the receiving side; errors by their exact code; resources by counting
 // /proc/self/fd and pagewarm's own counters.
 import t from 'tap';
@@ -9,7 +9,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { randomBytes } from 'node:crypto';
-import { sendfile, sendfileSync, stats, evict, capabilities } from '../lib/index';
+import { transferTo, transferToSync, stats, evict, capabilities } from '../lib/index';
 import { scratch, randomFile, sha256OfRange, sha256Elsewhere, sha256, hashingPeer, hashServer, fdCount, rng, sleep, compiledLib, sendWhileNumberReused, KiB, MiB, GiB } from './send-helpers';
 import { makeSparseFile, fdList, makeCold } from './helpers';
 
@@ -40,7 +40,7 @@ for (const kind of ['tcp', 'unix'] as const) {
     for (const [offset, length] of cases) {
       const want = sha256OfRange(file, offset, length);
       const c = await server.connect();
-      const sent = await sendfile(fdOf(c), fd, offset, length);
+      const sent = await transferTo(fdOf(c), fd, offset, length);
       c.end();
       const got = await server.next();
       t.equal(sent, want.bytes, `[${offset}, +${length}): resolves with the bytes sent`);
@@ -62,7 +62,7 @@ t.test('an O_DIRECT source: async and sync, aligned or not, cold or resident, by
     [3 * MiB + 7, 9 * MiB, true], // several chunks
   ];
   for (const sync of [false, true]) {
-    // sendfileSync blocks this thread, and the receiver runs on it: only
+    // transferToSync blocks this thread, and the receiver runs on it: only
     // ranges the socket's buffers take at once (not the 9 MiB one).
     for (const [offset, length, cold] of sync ? cases.filter(([, n]) => n <= MiB) : cases) {
       // Best effort, not a precondition: the bytes are judged either way, and
@@ -70,10 +70,10 @@ t.test('an O_DIRECT source: async and sync, aligned or not, cold or resident, by
       if (cold) evict(fd);
       const want = sha256OfRange(file, offset, length);
       const c = await server.connect();
-      const sent = sync ? sendfileSync(fdOf(c), fd, offset, length) : await sendfile(fdOf(c), fd, offset, length);
+      const sent = sync ? transferToSync(fdOf(c), fd, offset, length) : await transferTo(fdOf(c), fd, offset, length);
       c.end();
       const got = await server.next();
-      const what = `${sync ? 'sendfileSync' : 'sendfile'} [${offset}, +${length}) ${cold ? 'cold' : 'resident'}`;
+      const what = `${sync ? 'transferToSync' : 'transferTo'} [${offset}, +${length}) ${cold ? 'cold' : 'resident'}`;
       t.equal(sent, want.bytes, `${what}: resolves with the bytes sent`);
       t.equal(got.sha256, want.hex, `${what}: sha256 matches`);
     }
@@ -98,7 +98,7 @@ t.test('a range longer than 2 GiB from a sparse file, and offsets above 4 GiB', 
   for (const { kind, offset, length, what } of cases) {
     const peer = await hashingPeer(kind, dir);
     const c = await peer.connect();
-    const sent = await sendfile(fdOf(c), fd, offset, length);
+    const sent = await transferTo(fdOf(c), fd, offset, length);
     c.end();
     const got = await peer.result;
     const want = await sha256Elsewhere(path, offset, length);
@@ -110,23 +110,23 @@ t.test('a range longer than 2 GiB from a sparse file, and offsets above 4 GiB', 
   t.ok(cases[0].length > 2 ** 31 && cases[1].offset > 2 ** 32, 'the ranges are what they claim');
 });
 
-t.test('to a regular file, and sendfileSync to a pipe read by another process', async (t) => {
+t.test('to a regular file, and transferToSync to a pipe read by another process', async (t) => {
   const fd = fs.openSync(file, 'r');
   t.teardown(() => fs.closeSync(fd));
   const out = join(dir, 'copy');
   const outFd = fs.openSync(out, 'w');
-  t.equal(await sendfile(outFd, fd, 5, 3 * MiB), 3 * MiB);
+  t.equal(await transferTo(outFd, fd, 5, 3 * MiB), 3 * MiB);
   fs.closeSync(outFd);
   t.equal(sha256OfRange(out, 0, 3 * MiB).hex, sha256OfRange(file, 5, 3 * MiB).hex, 'file to file');
   // Past the filesystem's maximum file size sendfile(2) says EOVERFLOW: a range
   // past the end is 0 bytes, as it is anywhere else past the end.
   const outFd2 = fs.openSync(join(dir, 'copy2'), 'w');
-  t.equal(await sendfile(outFd2, fd, 2 ** 53 - 1, 1), 0, 'offset 2^53-1: 0');
-  t.equal(sendfileSync(outFd2, fd, 2 ** 53 - 2, 2 ** 40), 0, 'sync, offset 2^53-2: 0');
+  t.equal(await transferTo(outFd2, fd, 2 ** 53 - 1, 1), 0, 'offset 2^53-1: 0');
+  t.equal(transferToSync(outFd2, fd, 2 ** 53 - 2, 2 ** 40), 0, 'sync, offset 2^53-2: 0');
   fs.closeSync(outFd2);
 
   // A child hashes its stdin; Node's end of the pipe is non-blocking, so
-  // sendfileSync waits out EAGAIN with poll() on this thread.
+  // transferToSync waits out EAGAIN with poll() on this thread.
   const child = spawn(process.execPath, ['-e', `
     const h = require('crypto').createHash('sha256'); let n = 0;
     process.stdin.on('data', (d) => { h.update(d); n += d.length; });
@@ -134,15 +134,15 @@ t.test('to a regular file, and sendfileSync to a pipe read by another process', 
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   const pipeFd = (child.stdin as unknown as { _handle: { fd: number } })._handle.fd;
-  const sent = sendfileSync(pipeFd, fd, 1000, 10 * MiB);
+  const sent = transferToSync(pipeFd, fd, 1000, 10 * MiB);
   child.stdin.end();
   await new Promise((r) => child.on('close', r));
   const want = sha256OfRange(file, 1000, 10 * MiB);
-  t.equal(sent, 10 * MiB, 'sendfileSync returns the bytes sent');
+  t.equal(sent, 10 * MiB, 'transferToSync returns the bytes sent');
   t.equal(output, `${want.bytes} ${want.hex}`, 'the other process got exactly those bytes');
 });
 
-t.test('sendfileSync in a worker thread to a TCP socket', async (t) => {
+t.test('transferToSync in a worker thread to a TCP socket', async (t) => {
   const server = await hashServer('tcp', dir);
   t.teardown(() => server.close());
   const port = (server.server.address() as net.AddressInfo).port;
@@ -150,10 +150,10 @@ t.test('sendfileSync in a worker thread to a TCP socket', async (t) => {
     `
     const { parentPort, workerData } = require('worker_threads');
     const net = require('net'), fs = require('fs');
-    const { sendfileSync } = require(workerData.lib);
+    const { transferToSync } = require(workerData.lib);
     const c = net.connect(workerData.port, '127.0.0.1', () => {
       const fd = fs.openSync(workerData.file, 'r');
-      const n = sendfileSync(c._handle.fd, fd, 3, workerData.length);
+      const n = transferToSync(c._handle.fd, fd, 3, workerData.length);
       fs.closeSync(fd);
       c.end(() => parentPort.postMessage(n));
     });`,
@@ -235,16 +235,16 @@ t.test('bad arguments: one row each, precise errors, never a crash', async (t) =
     ['length undefined', [out, fd, 0, undefined], { code: 'ERR_INVALID_ARG_TYPE', name: 'TypeError' }],
   ];
   for (const [what, args, want] of rows) {
-    const call = sendfile as unknown as (...a: unknown[]) => Promise<number>;
-    const callSync = sendfileSync as unknown as (...a: unknown[]) => number;
-    await t.rejects(call(...args), want, `sendfile: ${what}`);
-    t.throws(() => callSync(...args), want, `sendfileSync: ${what}`);
+    const call = transferTo as unknown as (...a: unknown[]) => Promise<number>;
+    const callSync = transferToSync as unknown as (...a: unknown[]) => number;
+    await t.rejects(call(...args), want, `transferTo: ${what}`);
+    t.throws(() => callSync(...args), want, `transferToSync: ${what}`);
   }
-  await t.rejects(sendfile(out, fd, 0, 1, 'x' as never), { code: 'ERR_INVALID_ARG_TYPE' }, 'options not an object');
-  await t.rejects(sendfile(out, fd, 0, 1, { signal: 1 as never }), { code: 'ERR_INVALID_ARG_TYPE' }, 'signal not an AbortSignal');
-  const err = await sendfile(out, closedFd, 0, 1).catch((e) => e);
+  await t.rejects(transferTo(out, fd, 0, 1, 'x' as never), { code: 'ERR_INVALID_ARG_TYPE' }, 'options not an object');
+  await t.rejects(transferTo(out, fd, 0, 1, { signal: 1 as never }), { code: 'ERR_INVALID_ARG_TYPE' }, 'signal not an AbortSignal');
+  const err = await transferTo(out, closedFd, 0, 1).catch((e) => e);
   t.match(err, { message: 'EBADF: bad file descriptor, sendfile', errno: -9, bytesSent: 0 }, 'shaped like a Node fs error');
-  t.equal(sendfileSync(out, handle, 0, 0), 0, 'a FileHandle as the source works, length 0 gives 0');
+  t.equal(transferToSync(out, handle, 0, 0), 0, 'a FileHandle as the source works, length 0 gives 0');
 });
 
 t.test('abort: before the start, and while waiting for a stalled receiver', async (t) => {
@@ -264,13 +264,13 @@ t.test('abort: before the start, and while waiting for a stalled receiver', asyn
   const why = new Error('not today');
   pre.abort(why);
   await t.rejects(
-    sendfile(fdOf(c), fd, 0, MiB, { signal: pre.signal }),
+    transferTo(fdOf(c), fd, 0, MiB, { signal: pre.signal }),
     { name: 'AbortError', code: 'ABORT_ERR', cause: why, bytesSent: 0 },
     'an aborted signal rejects at once, with the reason and bytesSent 0',
   );
 
   const ac = new AbortController();
-  const p = sendfile(fdOf(c), fd, 0, SIZE, { signal: ac.signal });
+  const p = transferTo(fdOf(c), fd, 0, SIZE, { signal: ac.signal });
   while (stats().waiting === 0) await sleep(5);
   t.equal(stats().waiting, 1, 'the send waits in the poller, holding no thread');
   const t0 = Date.now();
@@ -298,7 +298,7 @@ t.test('peer resets mid-send: EPIPE/ECONNRESET with bytesSent, the process lives
   const c = await server.connect();
   c.on('error', () => undefined); // Node's own reads see the reset too
   c.pause();
-  const err = await sendfile(fdOf(c), fd, 0, SIZE).catch((e) => e);
+  const err = await transferTo(fdOf(c), fd, 0, SIZE).catch((e) => e);
   // The fallback writes to the caller's descriptor itself: if Node has
   // already closed the socket it saw reset, that is EBADF (documented).
   const codes = capabilities().native ? /^(EPIPE|ECONNRESET)$/ : /^(EPIPE|ECONNRESET|EBADF)$/;
@@ -329,7 +329,7 @@ t.test('SIGPIPE at its default disposition never kills the process (main thread 
 
 t.test('closing the source while the send is in flight, its number reused at once', async (t) => {
   const other = randomFile(join(dir, 'other'), 4 * MiB);
-  const { sent, got, reused } = await sendWhileNumberReused(dir, file, other, (c, fd) => sendfile(fdOf(c), fd, 0, SIZE));
+  const { sent, got, reused } = await sendWhileNumberReused(dir, file, other, (c, fd) => transferTo(fdOf(c), fd, 0, SIZE));
   t.ok(reused, 'the kernel handed out the same number');
   t.equal(sent, SIZE);
   t.equal(got.sha256, sha256OfRange(file, 0, SIZE).hex, 'every byte came from the file the call was given');
@@ -347,7 +347,7 @@ t.test('a worker terminated while its send waits for a stalled receiver', async 
   // the first send of the process, and stay: start them before counting.
   const warmFd = fs.openSync(file, 'r');
   const probe = await server.connect();
-  await sendfile(fdOf(probe), warmFd, 0, 1);
+  await transferTo(fdOf(probe), warmFd, 0, 1);
   probe.destroy();
   fs.closeSync(warmFd);
   while (peers.length < 1) await sleep(5);
@@ -362,10 +362,10 @@ t.test('a worker terminated while its send waits for a stalled receiver', async 
       `
       const { parentPort, workerData } = require('worker_threads');
       const net = require('net'), fs = require('fs');
-      const { sendfile, stats } = require(workerData.lib);
+      const { transferTo, stats } = require(workerData.lib);
       const c = net.connect(workerData.port, '127.0.0.1', async () => {
         const fd = fs.openSync(workerData.file, 'r');
-        sendfile(c._handle.fd, fd, 0, workerData.length).catch(() => {});
+        transferTo(c._handle.fd, fd, 0, workerData.length).catch(() => {});
         while (stats().waiting === 0) await new Promise((r) => setTimeout(r, 5));
         parentPort.postMessage('parked');
       });`,
@@ -401,16 +401,16 @@ t.test('the open descriptor count is unchanged after 2,000 calls', async (t) => 
   const before = fdCount();
   let bytes = 0;
   for (let i = 0; i < 1000; i++) {
-    bytes += await sendfile(fdOf(c), fd, i * 97, 4 * KiB);
+    bytes += await transferTo(fdOf(c), fd, i * 97, 4 * KiB);
     // A small resident range is sent from this thread (no event-loop turn),
-    // and sendfileSync polls a full socket: let the receiver, which runs on
+    // and transferToSync polls a full socket: let the receiver, which runs on
     // this thread too, drain it.
     await new Promise(setImmediate);
-    bytes += sendfileSync(fdOf(c), fd, i * 89, 512);
+    bytes += transferToSync(fdOf(c), fd, i * 89, 512);
     if (i % 100 === 0) {
-      await sendfile(fdOf(c), closedFd, 0, 1).catch(() => undefined);
+      await transferTo(fdOf(c), closedFd, 0, 1).catch(() => undefined);
       try {
-        sendfileSync(fdOf(c), closedFd, 0, 1);
+        transferToSync(fdOf(c), closedFd, 0, 1);
       } catch {
         /* EBADF */
       }
@@ -438,7 +438,7 @@ t.test('small resident ranges are sent from the JS thread first; the rest, cold,
   const sent: Buffer[] = []; // what the receiver must get, in order
   let bytes = 0;
   const send = async (offset: number, length: number, from = fd, bytesOf = data): Promise<number> => {
-    const n = await sendfile(fdOf(c), from, offset, length);
+    const n = await transferTo(fdOf(c), from, offset, length);
     t.equal(n, length, `[${offset}, +${length}): all of it`);
     sent.push(bytesOf.subarray(offset, offset + length));
     bytes += n;
@@ -475,7 +475,7 @@ t.test('small resident ranges are sent from the JS thread first; the rest, cold,
   before = inline();
   let blocked: Promise<number> | undefined;
   for (let pos = 0; !blocked && pos + 100 * KiB <= SIZE; pos += 100 * KiB) {
-    const p = sendfile(fdOf(c), fd, pos, 100 * KiB);
+    const p = transferTo(fdOf(c), fd, pos, 100 * KiB);
     sent.push(data.subarray(pos, pos + 100 * KiB));
     const r = await Promise.race([p, sleep(100).then(() => 'blocked' as const)]);
     if (r === 'blocked') blocked = p;

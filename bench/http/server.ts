@@ -20,7 +20,7 @@
  *                   design for serveFile: descriptors of hot files kept open
  *                   (like nginx's open_file_cache), and a small (<= 1 MiB)
  *                   range that cachestat says is resident sent with
- *                   sendfileSync straight from the JS thread into the
+ *                   transferToSync straight from the JS thread into the
  *                   non-blocking socket (no thread hop, no libuv job); anything
  *                   else goes to serveFile. Not a complete server (no
  *                   validators, no ranges).
@@ -128,7 +128,7 @@ function fastPathHandler(root: string) {
     res.flushHeaders();
     const send = () => {
       try {
-        pw.sendfileSync(socket._handle!.fd!, f!.fd, 0, f!.size);
+        pw.transferToSync(socket._handle!.fd!, f!.fd, 0, f!.size);
         res.end();
       } catch {
         res.destroy();

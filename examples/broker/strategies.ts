@@ -11,7 +11,7 @@
  *             from the page cache with zero-copy sendfile(2), never on the
  *             event loop.
  *
- * `blocking` uses pagewarm's `sendfileSync` on the socket's descriptor,
+ * `blocking` uses pagewarm's `transferToSync` on the socket's descriptor,
  * `pagewarm` `prepareForRead(fd, offset, length)` and then
  * `sendFile(socket, fd, { offset, length, warm: false })` (the range is
  * already warm).
@@ -39,7 +39,7 @@ export interface StrategyOptions {
    *     chunk by chunk on pagewarm's threads as it sends (a range of one
    *     chunk, as a 1 MiB FETCH is, is read and sent by one job there);
    *   'prepare+sendfile': `prepareForRead`, then the header is flushed and the
-   *     bytes go by the descriptor-level `sendfile(socketFd, fd, ...)` on
+   *     bytes go by the descriptor-level `transferTo(socketFd, fd, ...)` on
    *     pagewarm's threads, without sendFile's ordering machinery (safe here
    *     only because the broker writes nothing else to a connection while a
    *     FETCH is answered).
@@ -85,7 +85,7 @@ export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): 
         await writeFlushed(socket, header);
         // Blocks the event loop until every byte is in the socket, including
         // the time the disk takes for pages that are not resident.
-        pw.sendfileSync(socketFd(socket), fd, offset, count);
+        pw.transferToSync(socketFd(socket), fd, offset, count);
       };
     }
     case 'stream': {
@@ -123,7 +123,7 @@ export function fetchSender(strategy: Strategy, options: StrategyOptions = {}): 
         return async (socket, header, fd, offset, count) => {
           await pw.prepareForRead(fd, offset, count);
           await writeFlushed(socket, header);
-          await pw.sendfile(socketFd(socket), fd, offset, count);
+          await pw.transferTo(socketFd(socket), fd, offset, count);
         };
       }
       return async (socket, header, fd, offset, count) => {

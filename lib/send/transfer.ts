@@ -9,8 +9,8 @@ import { whenAborted } from '../core/abort';
 import { AbortError, invalidArgType, isNativeFailure, systemError, type SystemError } from '../core/errors';
 import { toFd, toOptions, toPosition, toSignal, type FileLike } from '../core/validate';
 
-/** Options for {@link sendfile}. */
-export interface SendfileOptions {
+/** Options for {@link transferTo}. */
+export interface TransferOptions {
   /**
    * Aborts the send: it stops within about one chunk (see `configure`), or at
    * once while it waits for a full socket, and rejects with an `AbortError`
@@ -20,12 +20,12 @@ export interface SendfileOptions {
 }
 
 /**
- * A rejection of {@link sendfile}: a system error (`EPIPE`, `ECONNRESET`,
+ * A rejection of {@link transferTo}: a system error (`EPIPE`, `ECONNRESET`,
  * `EBADF`, ...) or an `AbortError`, both with `bytesSent`: the bytes that
  * reached the destination before the failure (0 when it failed before any
  * work began).
  */
-export type SendError = (SystemError | AbortError) & { bytesSent: number };
+export type TransferError = (SystemError | AbortError) & { bytesSent: number };
 
 /**
  * Copies `[offset, offset + length)` of a file to `outFd` with sendfile(2),
@@ -55,29 +55,29 @@ export type SendError = (SystemError | AbortError) & { bytesSent: number };
  * @param length Bytes to send.
  * @returns The bytes sent: `length`, or fewer when end of file came first (0 past it).
  * @throws (as a rejection) TypeError `ERR_INVALID_ARG_TYPE` / RangeError `ERR_OUT_OF_RANGE`
- *   for bad arguments; a {@link SendError}: a system error such as
+ *   for bad arguments; a {@link TransferError}: a system error such as
  *   `EPIPE: broken pipe, sendfile` (`EBADF` for a closed or wrongly opened descriptor,
  *   `EISDIR`, `ESPIPE` for a pipe or socket as the source, `EINVAL` for a character
  *   device), or an `AbortError` when `options.signal` aborts.
  */
-export async function sendfile(
+export async function transferTo(
   outFd: number,
   inFd: FileLike,
   offset: number,
   length: number,
-  options?: SendfileOptions,
+  options?: TransferOptions,
 ): Promise<number> {
   const out = toOutFd(outFd);
   const input = toFd(inFd, 'inFd');
   const start = toRequiredPosition(offset, 'offset');
   const count = toRequiredPosition(length, 'length');
-  const signal = toSignal(toOptions<SendfileOptions>(options).signal);
+  const signal = toSignal(toOptions<TransferOptions>(options).signal);
   if (signal?.aborted) throw abortError(signal, 0);
   return sendRange(out, input, start, count, signal);
 }
 
 /**
- * The blocking form of {@link sendfile}, on the calling thread: meant for
+ * The blocking form of {@link transferTo}, on the calling thread: meant for
  * worker threads and blocking descriptors. A non-blocking `outFd` that is
  * full is waited out with poll(2) on the calling thread, so on the main
  * thread a slow receiver blocks the event loop for as long as it is slow.
@@ -86,9 +86,9 @@ export async function sendfile(
  *
  * @returns The bytes sent (short at end of file).
  * @throws TypeError / RangeError for bad arguments, or a system error with
- *   `bytesSent` (see {@link sendfile}).
+ *   `bytesSent` (see {@link transferTo}).
  */
-export function sendfileSync(outFd: number, inFd: FileLike, offset: number, length: number): number {
+export function transferToSync(outFd: number, inFd: FileLike, offset: number, length: number): number {
   const out = toOutFd(outFd);
   const input = toFd(inFd, 'inFd');
   const start = toRequiredPosition(offset, 'offset');
@@ -103,7 +103,7 @@ export function sendfileSync(outFd: number, inFd: FileLike, offset: number, leng
 
 /**
  * Sends a range with the native binding; `length` -1 means to the end of the
- * file. Arguments are already validated. Rejects with a {@link SendError}.
+ * file. Arguments are already validated. Rejects with a {@link TransferError}.
  */
 export async function sendRange(
   outFd: number,
@@ -138,8 +138,8 @@ export function abortError(signal: AbortSignal | undefined, bytesSent: number): 
   return err;
 }
 
-function sendError(failure: Parameters<typeof systemError>[0]): SendError {
-  const err = systemError(failure) as SendError;
+function sendError(failure: Parameters<typeof systemError>[0]): TransferError {
+  const err = systemError(failure) as TransferError;
   err.bytesSent = failure.bytesSent ?? 0;
   return err;
 }

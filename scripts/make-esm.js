@@ -21,3 +21,16 @@ fs.writeFileSync(
   path.join(esm, 'index.d.mts'),
   `export * from '../cjs/index.js';\nimport * as pagewarm from '../cjs/index.js';\nexport default pagewarm;\n`,
 );
+
+// pagewarm/fastify: the same, over dist/cjs/fastify/index.js (its default
+// export is the plugin).
+fs.writeFileSync(
+  path.join(esm, 'fastify.mjs'),
+  `import cjs from '../cjs/fastify/index.js';\n` +
+    `export const { pagewarmStatic } = cjs;\n` +
+    `export default cjs.default;\n`,
+);
+fs.writeFileSync(
+  path.join(esm, 'fastify.d.mts'),
+  `export * from '../cjs/fastify/index.js';\nexport { default } from '../cjs/fastify/index.js';\n`,
+);

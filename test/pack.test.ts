@@ -272,6 +272,9 @@ function run(): void {
       t.equal(r.warmed, r.size);
       t.not(r.source, 'unknown');
     }
+    // The subpath export, from the installed copy, without fastify installed there.
+    const sub = sh(process.execPath, ['-e', "const c = require('pagewarm/fastify'); import('pagewarm/fastify').then((m) => console.log(typeof c.default, m.default === c.default, m.pagewarmStatic === c.pagewarmStatic))"], { cwd: app, env: bareEnv() });
+    if (check(t, sub, 'pagewarm/fastify')) t.equal(sub.stdout.trim(), 'function true true', 'pagewarm/fastify loads as CJS and ESM (one plugin)');
     const tsc = sh(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--noEmit', '--strict'], {
       cwd: app,
       env: bareEnv(),

@@ -44,6 +44,8 @@ export interface Served {
   /** Send `Vary: Accept-Encoding` (precompressed variants are on). */
   vary: boolean;
   setHeaders: ((res: http.ServerResponse, path: string, stat: FileStat) => void) | undefined;
+  /** Called before anything of the response is written (perhaps more than once: idempotent). */
+  beforeAnswer: (() => void) | undefined;
 }
 
 /** serveOpen's answer when the file changed while it was read: start over. */
@@ -60,6 +62,7 @@ export const RETRY = Symbol('retry');
  */
 export async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPath): Promise<ServeFileResult | typeof RETRY> {
   const { req, res, useEtag, useLastModified } = s;
+  s.beforeAnswer?.();
   const size = meta.size;
   let d = meta.derived;
   if (d === undefined || d.forType !== s.typeTarget || d.encoding !== s.encoding) {

@@ -95,7 +95,8 @@ export interface Miss {
  * or a precompressed variant of it, unless there is no such regular file
  * to serve: then nothing is written and the Miss says why (404 absent, a
  * directory, a device or a dotfile under 'ignore'; 403 unreadable or a
- * dotfile under 'deny'; 500 other failures to open).
+ * dotfile under 'deny'; 500 other failures to open). `beforeAnswer` is
+ * called before anything is written (a framework takes the response then).
  * @throws (as a rejection) as serveFile, once a response has begun.
  */
 export async function serveTarget(
@@ -104,6 +105,7 @@ export async function serveTarget(
   target: string,
   plan: ServePlan,
   cache: OpenFileCache | undefined,
+  beforeAnswer?: () => void,
 ): Promise<ServeFileResult | Miss> {
   // The directory the path was joined to, taken now (synchronously after
   // resolveTarget) and used for every check of this request.
@@ -116,7 +118,7 @@ export async function serveTarget(
   const served: Served = {
     req, res, target, typeTarget: target, encoding: undefined, root: plan.root,
     useEtag: plan.useEtag, useLastModified: plan.useLastModified, cacheControl: plan.cacheControl,
-    acceptRanges: plan.acceptRanges, vary: plan.precompressed.length > 0, setHeaders: plan.setHeaders,
+    acceptRanges: plan.acceptRanges, vary: plan.precompressed.length > 0, setHeaders: plan.setHeaders, beforeAnswer,
   };
   if (served.vary) {
     for (const encoding of acceptedEncodings(req.headers['accept-encoding'], plan.precompressed)) {

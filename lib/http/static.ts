@@ -71,17 +71,7 @@ export function serveStatic(
   root: string,
   options?: ServeStaticOptions,
 ): (req: http.IncomingMessage, res: http.ServerResponse, next: NextFunction) => void {
-  if (typeof root !== 'string') throw invalidArgType('root', 'of type string', root);
-  if (root === '') throw invalidArgValue('root', root, 'must be a directory path');
-  const opts = toOptions<ServeStaticOptions>(options);
-  const plan = toServePlan({ ...opts, root });
-  const s: StaticPlan = {
-    plan,
-    fallthrough: toBoolean(opts.fallthrough, 'options.fallthrough', true),
-    redirect: toBoolean(opts.redirect, 'options.redirect', true),
-    index: toNames(opts.index, 'options.index', ['index.html'], (n) => n),
-    extensions: toNames(opts.extensions, 'options.extensions', [], (e) => (e.startsWith('.') ? e.slice(1) : e)),
-  };
+  const s = toStaticPlan(root, options);
   return function serveStaticMiddleware(req, res, next) {
     handle(s, req, res, next).catch((err: unknown) => {
       if (!res.headersSent) next(err);
@@ -90,7 +80,8 @@ export function serveStatic(
   };
 }
 
-interface StaticPlan {
+/** serveStatic's options, validated once. @internal (also used by pagewarm/fastify) */
+export interface StaticPlan {
   plan: ServePlan;
   fallthrough: boolean;
   redirect: boolean;
@@ -98,7 +89,24 @@ interface StaticPlan {
   extensions: string[];
 }
 
-/** One request: a file, an index file, a redirect, or a miss for next(). */
+/**
+ * Validates serveStatic's root and options.
+ * @throws TypeError / RangeError naming the argument. @internal
+ */
+export function toStaticPlan(root: unknown, options: unknown, name = 'options'): StaticPlan {
+  if (typeof root !== 'string') throw invalidArgType('root', 'of type string', root);
+  if (root === '') throw invalidArgValue('root', root, 'must be a directory path');
+  const opts = toOptions<ServeStaticOptions>(options, name);
+  return {
+    plan: toServePlan({ ...opts, root }, name),
+    fallthrough: toBoolean(opts.fallthrough, `${name}.fallthrough`, true),
+    redirect: toBoolean(opts.redirect, `${name}.redirect`, true),
+    index: toNames(opts.index, `${name}.index`, ['index.html'], (n) => n),
+    extensions: toNames(opts.extensions, `${name}.extensions`, [], (e) => (e.startsWith('.') ? e.slice(1) : e)),
+  };
+}
+
+/** One request through the middleware: an answer, or a miss for next(). */
 async function handle(s: StaticPlan, req: http.IncomingMessage, res: http.ServerResponse, next: NextFunction): Promise<void> {
   checkRequest(req);
   const method = req.method ?? 'GET';
@@ -111,38 +119,60 @@ async function handle(s: StaticPlan, req: http.IncomingMessage, res: http.Server
   // The mount point itself, asked for without its slash: the root
   // directory's redirect (or the root file itself, when root is a file).
   if (path === '/' && !pathOf(originalUrl(req)).endsWith('/')) path = '';
+  const status = await answerStatic(s, req, res, path, originalUrl(req));
+  if (status !== undefined) miss(s, next, status);
+}
+
+/**
+ * Answers a GET or HEAD for `path` (a URL path below the mount point, ''
+ * for the mount point itself) as serve-static does: a file, an index file
+ * for a path ending in `/`, a file with one of the fallback extensions, or
+ * a redirect for a directory without its slash (Location from
+ * `originalUrl`). Nothing is written for a miss; `beforeAnswer` is called
+ * before anything is written.
+ * @returns undefined when answered, else the status of the miss (400, 403, 404, 500).
+ * @internal (also used by pagewarm/fastify)
+ */
+export async function answerStatic(
+  s: StaticPlan,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  path: string,
+  originalUrl: string,
+  beforeAnswer?: () => void,
+): Promise<number | undefined> {
   const target = resolveTarget(path, s.plan.root);
-  if (typeof target === 'number') return miss(s, next, target);
+  if (typeof target === 'number') return target;
   const cache = cacheFor(s.plan.cacheOption);
-  const serve = (t: string) => serveTarget(req, res, t, s.plan, cache);
+  const serve = (t: string) => serveTarget(req, res, t, s.plan, cache, beforeAnswer);
 
   if (path.endsWith('/')) {
     for (const name of s.index) {
       const r = await serve(target + name);
-      if (!isMiss(r) || r.status !== 404) return done(s, next, r);
+      if (!isMiss(r) || r.status !== 404) return isMiss(r) ? r.status : undefined;
     }
-    return miss(s, next, 404);
+    return 404;
   }
   const r = await serve(target);
   if (isMiss(r) && r.directory) {
-    return s.redirect ? redirect(req, res) : miss(s, next, 404);
+    if (!s.redirect) return 404;
+    beforeAnswer?.();
+    await redirect(res, originalUrl);
+    return undefined;
   }
   if (isMiss(r) && r.status === 404 && s.extensions.length > 0 && !/\.[^/]*$/.test(path)) {
     for (const ext of s.extensions) {
       const e = await serve(`${target}.${ext}`);
-      if (!isMiss(e) || e.status !== 404) return done(s, next, e);
+      if (!isMiss(e) || e.status !== 404) return isMiss(e) ? e.status : undefined;
     }
   }
-  return done(s, next, r);
+  return isMiss(r) ? r.status : undefined;
 }
 
 function isMiss(r: ServeFileResult | Miss): r is Miss {
   return 'miss' in r;
 }
 
-function done(s: StaticPlan, next: NextFunction, r: ServeFileResult | Miss): void {
-  if (isMiss(r)) miss(s, next, r.status);
-}
 
 /** A request not answered here: next() when falling through (any status below 500), else next(err). */
 function miss(s: StaticPlan, next: NextFunction, status: number): void {
@@ -154,8 +184,7 @@ function miss(s: StaticPlan, next: NextFunction, status: number): void {
 }
 
 /** The 301 to a directory's path with a trailing slash, as serve-static sends it. */
-async function redirect(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-  const original = originalUrl(req);
+async function redirect(res: http.ServerResponse, original: string): Promise<void> {
   const q = original.search(/[?#]/);
   const pathname = q < 0 ? pathOf(original) : pathOf(original.slice(0, q));
   const search = q < 0 ? '' : original.slice(q).replace(/#.*$/, '');
@@ -175,7 +204,7 @@ async function redirect(req: http.IncomingMessage, res: http.ServerResponse): Pr
 }
 
 /** The request target's path (no query), origin-form or absolute-form; '' for a target that has none. */
-function pathOf(url: string): string {
+export function pathOf(url: string): string {
   let u = url;
   const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(u);
   if (m) u = u.slice(m[0].length) || '/';

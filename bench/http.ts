@@ -35,10 +35,13 @@ import {
 import { serveFile } from './http/server';
 
 type ServerKind = 'pagewarm serveFile' | 'serveFile, cache: false' | 'send' | '@fastify/static' | 'createReadStream' | 'memory cache' |
-  'transferToSync (experiment)' | 'nginx';
+  'transferToSync (experiment)' | 'nginx' | 'node ceiling (res.end)' | 'express + serve-static' | 'express + serveStatic' |
+  'fastify + pagewarm/fastify';
 const NODE_KIND: Partial<Record<ServerKind, string>> = {
   'pagewarm serveFile': 'pagewarm', 'serveFile, cache: false': 'pagewarm-nocache', send: 'send', '@fastify/static': 'fastify-static',
   createReadStream: 'stream', 'memory cache': 'memory', 'transferToSync (experiment)': 'fastpath',
+  'node ceiling (res.end)': 'ceiling', 'express + serve-static': 'express-serve-static', 'express + serveStatic': 'express-pagewarm',
+  'fastify + pagewarm/fastify': 'fastify-pagewarm',
 };
 
 function which(cmd: string): string | null {
@@ -198,7 +201,11 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
   const servers: ServerKind[] = [];
   if (serveFile) servers.push('pagewarm serveFile', 'serveFile, cache: false');
   else console.log('pagewarm serveFile skipped: no zero-copy send here (native addon not loaded)');
-  servers.push('send', '@fastify/static', 'createReadStream', 'memory cache');
+  servers.push('node ceiling (res.end)', 'express + serve-static');
+  if (serveFile) servers.push('express + serveStatic');
+  servers.push('@fastify/static');
+  if (serveFile) servers.push('fastify + pagewarm/fastify');
+  servers.push('send', 'createReadStream', 'memory cache');
   if (serveFile) servers.push('transferToSync (experiment)');
   if (nginx) servers.push('nginx');
   else console.log('nginx not installed: left out');
@@ -267,6 +274,25 @@ export async function main(flags: Flags = parseFlags()): Promise<void> {
     targets.push(target('http 64 KiB req/s: serveFile / nginx', '>= 0.8', a, a >= 0.8));
     const b = pairedRatio(pws.map((x) => x.large.bytesPerSec), ng.map((x) => x.large.bytesPerSec));
     targets.push(target(`http ${largeSize / MiB} MiB throughput: serveFile / nginx`, '>= 0.8', b, b >= 0.8));
+  }
+  // The frameworks: pagewarm's module against the framework's own static module, in the same run.
+  const pair = (ours: ServerKind, theirs: ServerKind, what: string): void => {
+    const a = of(ours);
+    const b = of(theirs);
+    if (!a.length || !b.length) return;
+    const rps = pairedRatio(a.map((x) => x.small.requestsPerSec), b.map((x) => x.small.requestsPerSec));
+    targets.push(target(`${what} 64 KiB req/s: ${ours} / ${theirs}`, '>= 3', rps, rps >= 3));
+    const cpu = pairedRatio(a.map((x) => x.largeCpuPerGiB), b.map((x) => x.largeCpuPerGiB));
+    targets.push(target(`${what} ${largeSize / MiB} MiB CPU per GiB: ${ours} / ${theirs}`, '<= 0.5', cpu, cpu <= 0.5));
+  };
+  pair('express + serveStatic', 'express + serve-static', 'Express');
+  pair('fastify + pagewarm/fastify', '@fastify/static', 'Fastify');
+  const ceil = of('node ceiling (res.end)');
+  for (const k of ['pagewarm serveFile', 'express + serveStatic'] as ServerKind[]) {
+    const a = of(k);
+    if (!a.length || !ceil.length) continue;
+    const r = pairedRatio(a.map((x) => x.small.requestsPerSec), ceil.map((x) => x.small.requestsPerSec));
+    targets.push(target(`64 KiB req/s: ${k} / Node's in-memory ceiling`, '>= 0.95', r, r >= 0.95));
   }
   printTargets(targets);
   const file = saveResults('http', smoke, { loadTool, nginxVersion, largeSizeBytes: largeSize, reps, samples, targets });

@@ -25,6 +25,16 @@
  *                   else goes to serveFile. Not a complete server (no
  *                   validators, no ranges).
  *
+ *   ceiling         Node's own ceiling for a static response: plain http answering
+ *                   from bodies read once at first request and kept (no stat, no
+ *                   revalidation) with res.end(buffer) and the same headers
+ *                   serveFile sends (Content-Type, Content-Length, ETag,
+ *                   Last-Modified, Accept-Ranges, Cache-Control); files > 1 MiB
+ *                   go through createReadStream
+ *   express-serve-static  Express 5 + serve-static (copies through JS)
+ *   express-pagewarm  Express 5 + pagewarm's serveStatic
+ *   fastify-pagewarm  Fastify 5 + pagewarm/fastify
+ *
  * Forked with IPC: sends {type:'listening', port} and exits on disconnect.
  * usage: bench/http/server.ts KIND ROOT
  */
@@ -36,7 +46,10 @@ import * as pw from '../../lib/index';
 /** serveFile, when it can go zero-copy here (else the comparison is moot). */
 export const serveFile = pw.capabilities().zeroCopySend ? pw.serveFile : undefined;
 
-export const KINDS = ['pagewarm', 'pagewarm-nocache', 'send', 'fastify-static', 'stream', 'memory', 'fastpath'] as const;
+export const KINDS = [
+  'pagewarm', 'pagewarm-nocache', 'send', 'fastify-static', 'stream', 'memory', 'fastpath', 'ceiling',
+  'express-serve-static', 'express-pagewarm', 'fastify-pagewarm',
+] as const;
 export type Kind = (typeof KINDS)[number];
 
 function pathOf(req: IncomingMessage, root: string): string | null {
@@ -139,16 +152,51 @@ function fastPathHandler(root: string) {
   };
 }
 
+function ceilingHandler(root: string) {
+  const bodies = new Map<string, { body: Buffer; headers: Record<string, string | number> }>();
+  const fallback = streamHandler(root);
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const path = pathOf(req, root);
+    if (!path) return notFound(res);
+    let entry = bodies.get(path);
+    if (!entry) {
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (!st) return notFound(res);
+      if (st.size > 1024 * 1024) return fallback(req, res);
+      const body = readFileSync(path);
+      entry = {
+        body,
+        headers: {
+          'content-type': pw.contentType(path), 'content-length': body.length,
+          etag: `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`, 'last-modified': st.mtime.toUTCString(),
+          'accept-ranges': 'bytes', 'cache-control': 'public, max-age=0',
+        },
+      };
+      bodies.set(path, entry);
+    }
+    res.writeHead(200, entry.headers);
+    res.end(entry.body);
+  };
+}
+
 export async function startServer(kind: Kind, root: string): Promise<{ port: number; close: () => Promise<void> }> {
-  if (kind === 'fastify-static') {
+  if (kind === 'fastify-static' || kind === 'fastify-pagewarm') {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const fastify = require('fastify')({ logger: false });
-    fastify.register(require('@fastify/static'), { root });
+    if (kind === 'fastify-static') fastify.register(require('@fastify/static'), { root });
+    else fastify.register(require('../../lib/fastify/index').default, { root });
     await fastify.listen({ port: 0, host: '127.0.0.1' });
     return { port: fastify.server.address().port, close: () => fastify.close() };
   }
   let handler: (req: IncomingMessage, res: ServerResponse) => void;
-  if (kind === 'pagewarm') {
+  if (kind === 'express-serve-static' || kind === 'express-pagewarm') {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const app = require('express')();
+    app.use(kind === 'express-pagewarm' ? pw.serveStatic(root) : require('serve-static')(root));
+    handler = app;
+  } else if (kind === 'ceiling') {
+    handler = ceilingHandler(root);
+  } else if (kind === 'pagewarm') {
     if (!serveFile) throw new Error('pagewarm cannot send zero-copy here');
     handler = (req, res) => {
       serveFile(req, res, req.url ?? '/', { root }).catch(() => res.destroy());

@@ -34,6 +34,10 @@
  *   express-serve-static  Express 5 + serve-static (copies through JS)
  *   express-pagewarm  Express 5 + pagewarm's serveStatic
  *   fastify-pagewarm  Fastify 5 + pagewarm/fastify
+ *   express-ceiling, fastify-ceiling  each framework's own ceiling: the
+ *                   ceiling handler's answer (a kept buffer) from inside the
+ *                   framework (Express middleware; Fastify route with
+ *                   reply.headers().send(buffer))
  *
  * Forked with IPC: sends {type:'listening', port} and exits on disconnect.
  * usage: bench/http/server.ts KIND ROOT
@@ -48,7 +52,7 @@ export const serveFile = pw.capabilities().zeroCopySend ? pw.serveFile : undefin
 
 export const KINDS = [
   'pagewarm', 'pagewarm-nocache', 'send', 'fastify-static', 'stream', 'memory', 'fastpath', 'ceiling',
-  'express-serve-static', 'express-pagewarm', 'fastify-pagewarm',
+  'express-serve-static', 'express-pagewarm', 'fastify-pagewarm', 'express-ceiling', 'fastify-ceiling',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -180,19 +184,26 @@ function ceilingHandler(root: string) {
 }
 
 export async function startServer(kind: Kind, root: string): Promise<{ port: number; close: () => Promise<void> }> {
-  if (kind === 'fastify-static' || kind === 'fastify-pagewarm') {
+  if (kind === 'fastify-static' || kind === 'fastify-pagewarm' || kind === 'fastify-ceiling') {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const fastify = require('fastify')({ logger: false });
     if (kind === 'fastify-static') fastify.register(require('@fastify/static'), { root });
-    else fastify.register(require('../../lib/fastify/index').default, { root });
+    else if (kind === 'fastify-pagewarm') fastify.register(require('../../lib/fastify/index').default, { root });
+    else {
+      const ceiling = ceilingHandler(root);
+      fastify.get('/*', (req: { raw: IncomingMessage }, reply: { hijack(): void; raw: ServerResponse }) => {
+        reply.hijack();
+        ceiling(req.raw, reply.raw);
+      });
+    }
     await fastify.listen({ port: 0, host: '127.0.0.1' });
     return { port: fastify.server.address().port, close: () => fastify.close() };
   }
   let handler: (req: IncomingMessage, res: ServerResponse) => void;
-  if (kind === 'express-serve-static' || kind === 'express-pagewarm') {
+  if (kind === 'express-serve-static' || kind === 'express-pagewarm' || kind === 'express-ceiling') {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const app = require('express')();
-    app.use(kind === 'express-pagewarm' ? pw.serveStatic(root) : require('serve-static')(root));
+    app.use(kind === 'express-pagewarm' ? pw.serveStatic(root) : kind === 'express-ceiling' ? ceilingHandler(root) : require('serve-static')(root));
     handler = app;
   } else if (kind === 'ceiling') {
     handler = ceilingHandler(root);

@@ -35,7 +35,7 @@ const native = pw.capabilities().native;
     pw.evict(fd); // can miss a page still in a per-CPU LRU batch: retry until a warm-up read from disk
     await pw.prepareForRead(fd, 0, 4096); // pool, poller, /dev/null
   }
-  const server = net.createServer((s) => s.resume());
+  const server = net.createServer((s) => s.on('error', () => {}).resume());
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const sock = net.connect(server.address().port, '127.0.0.1');
   await new Promise((r) => sock.once('connect', r));

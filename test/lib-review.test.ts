@@ -130,6 +130,7 @@ t.test('zero means zero: every other call taking a length', async (t) => {
 
   // The sends: nothing of the file reaches the receiver.
   const server = net.createServer();
+  server.on('connection', (s: net.Socket) => s.on('error', () => {})); // a reset peer is expected here, not an uncaught error
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => server.close());
   const got: Buffer[] = [];
@@ -159,6 +160,7 @@ t.test('one close listener per socket, however many sendFile calls queue on it',
   process.on('warning', onWarning);
   t.teardown(() => process.removeListener('warning', onWarning));
   const server = net.createServer();
+  server.on('connection', (s: net.Socket) => s.on('error', () => {})); // a reset peer is expected here, not an uncaught error
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => server.close());
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
@@ -204,6 +206,7 @@ t.test('one abort listener per signal, however many calls share it', async (t) =
   const fd = fs.openSync(path, 'r');
   t.teardown(() => fs.closeSync(fd));
   const server = net.createServer((s) => s.resume());
+  server.on('connection', (s: net.Socket) => s.on('error', () => {})); // a reset peer is expected here, not an uncaught error
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => server.close());
   const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
@@ -321,6 +324,7 @@ t.test('options.signal: an AbortSignal from another realm, or AbortSignal-shaped
 
   // Aborting a foreign signal stops a send parked on a receiver that never reads.
   const server = net.createServer((s) => s.pause());
+  server.on('connection', (s: net.Socket) => s.on('error', () => {})); // a reset peer is expected here, not an uncaught error
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => server.close());
   const big = makeFile(join(dir, 'signals-big'), 64 * MiB);

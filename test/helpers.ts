@@ -136,7 +136,15 @@ function deviceOf(path: string): string {
 export function threadIds(prefix: string): number[] {
   return fs
     .readdirSync('/proc/self/task')
-    .filter((tid) => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith(prefix))
+    .filter((tid) => {
+      // A thread that exits between the listing and the read leaves no comm.
+      try {
+        return fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith(prefix);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+        throw err;
+      }
+    })
     .map(Number);
 }
 

@@ -16,6 +16,7 @@ Binding::Binding(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("residency", &Binding::Residency),
                            InstanceMethod("residencySync", &Binding::ResidencySync),
                            InstanceMethod("advise", &Binding::Advise),
+                           InstanceMethod("files", &Binding::Files),
                            InstanceMethod("readCached", &Binding::ReadCached),
                            InstanceMethod("revalidate", &Binding::Revalidate),
                            InstanceMethod("send", &Binding::Send),

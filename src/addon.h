@@ -51,6 +51,8 @@ class Binding : public Napi::Addon<Binding> {
   // bind_send.cc
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value SendSync(const Napi::CallbackInfo& info);
+  // bind_files.cc
+  Napi::Value Files(const Napi::CallbackInfo& info);
   // bind_fds.cc
   Napi::Value OpenFile(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);

@@ -89,6 +89,19 @@ SysResult FdRef::Adopt(const char* syscall, bool reopen_direct, const PinnedFds*
   return SysResult::Ok(0);
 }
 
+void FdRef::Own(int fd, const struct stat& st, int64_t size) {
+  try {
+    held_ = std::make_shared<OwnedFd>(fd);
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+  fd_ = fd;
+  size_ = size;
+  uid_ = st.st_uid;
+  direct_ = nonblocking_ = reopened_ = false;
+}
+
 SysResult ResolveRange(const FdRef& file, int64_t offset, int64_t length, const char* syscall,
                        ByteRange* out) {
   if (offset < 0) return SysResult::Fail(EINVAL, syscall);

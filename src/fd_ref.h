@@ -8,6 +8,8 @@
 // unpin() cannot close under it. Either way one FdRef owns it, and the last
 // owner to let go closes it, on whatever thread that happens.
 #pragma once
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -77,6 +79,10 @@ class FdRef {
   // Inspect(), then Adopt().
   SysResult Open(int fd, FdUse use, const char* syscall, bool reopen_direct,
                  const PinnedFds* pinned);
+  // Takes over `fd`, which the operation opened itself (read-only, buffered)
+  // and has just described with fstat as `st`: no duplicate, no second look.
+  // It is closed when this FdRef (or the last share of it) goes.
+  void Own(int fd, const struct stat& st, int64_t size);
 
   int fd() const { return fd_; }
   int64_t size() const { return size_; }             // kReadFile: bytes in the file or device

@@ -73,4 +73,30 @@ Napi::Value CapabilitiesValue(Napi::Env env, bool cachestat, int64_t page_size) 
   return o;
 }
 
+Napi::Value FileOutcomesValue(Napi::Env env, const std::vector<FileOutcome>& outcomes) {
+  size_t n = outcomes.size();
+  Napi::Float64Array data = Napi::Float64Array::New(env, n * kFileOutcomeFields);
+  Napi::Array syscalls = Napi::Array::New(env, n);
+  double* d = data.Data();
+  for (size_t i = 0; i < n; i++) {
+    const FileOutcome& o = outcomes[i];
+    double* f = d + i * kFileOutcomeFields;
+    f[0] = o.err;
+    f[1] = static_cast<double>(o.size);
+    f[2] = static_cast<double>(o.bytes);
+    f[3] = static_cast<double>(o.dev);
+    f[4] = static_cast<double>(o.ino >> 32);
+    f[5] = static_cast<double>(o.ino & 0xffffffffu);
+    f[6] = static_cast<double>(o.pages);
+    f[7] = static_cast<double>(o.resident_before);
+    f[8] = static_cast<double>(o.resident_after);
+    f[9] = static_cast<double>(static_cast<int>(o.source));
+    if (o.err > 0) syscalls.Set(static_cast<uint32_t>(i), o.syscall);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("data", data);
+  o.Set("syscalls", syscalls);
+  return o;
+}
+
 }  // namespace pagewarm

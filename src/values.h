@@ -7,6 +7,9 @@
 
 #include <cstdint>
 
+#include <vector>
+
+#include "files.h"
 #include "pool.h"
 #include "residency.h"
 #include "stats.h"
@@ -27,6 +30,14 @@ Napi::Value WithBytesSent(Napi::Value reason, int64_t sent);
 // residency(): { bytes, pages, resident, dirty, writeback, evicted,
 // recentlyEvicted, source }, null where the source cannot tell.
 Napi::Value ResidencyValue(Napi::Env env, const Residency& r);
+
+// files(): { data, syscalls }. data: Float64Array, kFileOutcomeFields numbers
+// per file: err (0, errno, or -1 skipped as too large), size, bytes, dev,
+// ino high 32 bits, ino low 32 bits, pages, resident before, resident after
+// (-1: the kernel would not say), source (0 cachestat, 1 mincore, 2
+// unknown). syscalls: the failed call's name at a failed file's index.
+constexpr int kFileOutcomeFields = 10;
+Napi::Value FileOutcomesValue(Napi::Env env, const std::vector<FileOutcome>& outcomes);
 
 // stats(): the process-wide counters, the pool's state and its chunk size.
 Napi::Value StatsValue(Napi::Env env, const StatsCounters& c, const PoolStats& p,

@@ -3,6 +3,7 @@
  * that turn argv into {@link Options} or a {@link UsageError}.
  */
 import { parseArgs } from 'node:util';
+import { compileGlob, type Glob } from './glob';
 
 /** Where the command writes; `isTTY` on stderr turns the progress bar on. */
 export interface CliStreams {
@@ -12,6 +13,7 @@ export interface CliStreams {
 
 /** `pagewarm --help`. */
 export const USAGE = `Usage: pagewarm <warm|stat|evict> [options] PATH...
+       pagewarm <warm|stat|evict> [options] --files-from FILE [PATH...]
 
 Commands:
   warm     bring files into the page cache (on pagewarm's threads, no copy)
@@ -28,6 +30,15 @@ Directories are walked recursively. Options:
   -t, --threads N     pagewarm threads, 1-256 (default: one per CPU, 2 to 4,
                       or PAGEWARM_THREADS)
   -L, --dereference   follow symbolic links (default: skip them)
+  -I, --include GLOB  take only files whose name matches GLOB (repeatable;
+                      a GLOB with '/' matches the path below its PATH, and
+                      '**' any directories)
+  -i, --exclude GLOB  skip files and directories whose name matches GLOB
+                      (repeatable; a directory's whole tree is skipped)
+  -m, --max-size N    skip files larger than N bytes (64K, 2G, ...)
+  -f, --files-from F  also take the paths listed in file F, one a line
+                      ('-': standard input); directories in it are walked
+  -0, --null          the list's paths end in NUL, not newline (find -print0)
       --cross-mounts  enter directories on other filesystems (default: stay
                       on each PATH's filesystem)
   -v, --verbose       one line per file
@@ -59,6 +70,16 @@ export interface Options {
   crossMounts: boolean;
   verbose: boolean;
   quiet: boolean;
+  /** --include patterns: when any, only files matching one are taken. */
+  include: Glob[];
+  /** --exclude patterns: files and directories matching one are skipped. */
+  exclude: Glob[];
+  /** Files larger than this are skipped; undefined: no limit. */
+  maxSize: number | undefined;
+  /** --files-from: a file of paths ('-': standard input). */
+  filesFrom: string | undefined;
+  /** The list's paths are NUL-terminated. */
+  nul: boolean;
   /** Draw the progress bar: stderr is a terminal and nothing turned it off. */
   progress: boolean;
   json: boolean;
@@ -88,6 +109,11 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
         length: { type: 'string', short: 'l' },
         threads: { type: 'string', short: 't' },
         dereference: { type: 'boolean', short: 'L' },
+        include: { type: 'string', short: 'I', multiple: true },
+        exclude: { type: 'string', short: 'i', multiple: true },
+        'max-size': { type: 'string', short: 'm' },
+        'files-from': { type: 'string', short: 'f' },
+        null: { type: 'boolean', short: '0' },
         'cross-mounts': { type: 'boolean' },
         verbose: { type: 'boolean', short: 'v' },
         quiet: { type: 'boolean', short: 'q' },
@@ -108,7 +134,14 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
   if (command !== 'warm' && command !== 'stat' && command !== 'evict') {
     throw new UsageError(`unknown command '${command}': use warm, stat or evict`);
   }
-  if (paths.length === 0) throw new UsageError(`${command}: missing PATH`);
+  const filesFrom = v['files-from'];
+  if (paths.length === 0 && filesFrom === undefined) throw new UsageError(`${command}: missing PATH`);
+  if (v.null === true && filesFrom === undefined) throw new UsageError('--null needs --files-from');
+  const globs = (list: string[] | undefined, name: string): Glob[] =>
+    (list ?? []).map((g) => {
+      if (g === '') throw new UsageError(`--${name}: empty pattern`);
+      return compileGlob(g);
+    });
   return {
     command,
     paths,
@@ -118,6 +151,11 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
     threads: v.threads === undefined ? undefined : parseInteger(v.threads, 'threads', 1, 256),
     dereference: v.dereference === true,
     crossMounts: v['cross-mounts'] === true,
+    include: globs(v.include, 'include'),
+    exclude: globs(v.exclude, 'exclude'),
+    maxSize: v['max-size'] === undefined ? undefined : parseBytes(v['max-size'], 'max-size'),
+    filesFrom,
+    nul: v.null === true,
     verbose: v.verbose === true,
     quiet: v.quiet === true,
     json: v.json === true,

@@ -15,20 +15,20 @@
  * results.
  */
 import * as fs from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { prepareForRead } from '../core/warm';
-import { evict, residency } from '../core/residency';
-import { capabilities, configure, stats } from '../core/config';
+import { capabilities, configure } from '../core/config';
+import { batches, toPlan, type FileReport } from '../files/each';
 import { packageRoot } from '../core/native';
 import { parseOptions, UsageError, USAGE, type CliStreams, type Options } from './args';
-import { Walk, type Entry } from './walk';
+import { Walk } from './walk';
 import { Progress } from './progress';
 import { explain, fileLine, summarize, summaryText, type FileResult, type JsonReport, type PathError } from './report';
 
 export type { CliStreams } from './args';
 export type { FileResult, JsonReport, PathError, Summary } from './report';
 export { formatBytes } from './report';
+
+const PAGE = capabilities().pageSize;
 
 /** Exit statuses of {@link main}. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -71,12 +71,23 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
 
   const walk = new Walk(opts, fail, note);
   walk.run();
+  if (opts.filesFrom !== undefined) {
+    let list: string;
+    try {
+      list = fs.readFileSync(opts.filesFrom === '-' ? 0 : opts.filesFrom, 'utf8');
+    } catch (err) {
+      fail(opts.filesFrom, err);
+      list = '';
+    }
+    walk.run(list.split(opts.nul ? '\0' : '\n').filter((p) => p !== ''));
+  }
 
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.once('SIGINT', onSignal);
   const progress = opts.command === 'warm' && opts.progress ? new Progress(stderr, walk.entries.length) : undefined;
   if (progress) {
+    // The bar's whole, in bytes: a stat of every file, on a terminal only.
     for (const entry of walk.entries) {
       try {
         const size = fs.statSync(entry.path).size;
@@ -88,68 +99,36 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
     progress.start();
   }
 
-  const results: Array<FileResult | undefined> = new Array(walk.entries.length);
-  const handleFile = async (entry: Entry): Promise<FileResult | undefined> => {
-    const flags =
-      fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (opts.dereference ? 0 : (fs.constants.O_NOFOLLOW ?? 0));
-    let file: FileHandle;
-    try {
-      file = await open(entry.path, flags);
-    } catch (err) {
-      fail(entry.path, err);
-      return undefined;
-    }
-    try {
-      const st = await file.stat();
-      if (!st.isFile() && !(entry.explicit && st.isBlockDevice())) {
-        fail(entry.path, Object.assign(new Error('not a regular file'), { code: 'EINVAL' }));
-        return undefined;
-      }
-      let warmedBytes: number | undefined;
-      if (opts.command === 'warm') {
-        warmedBytes = await prepareForRead(file, opts.offset, opts.length, { signal: controller.signal });
-        progress?.fileDone(warmedBytes);
-      } else if (opts.command === 'evict') {
-        evict(file, opts.offset, opts.length);
-      }
-      const r = await residency(file, opts.offset, opts.length);
-      const out: FileResult = {
-        path: entry.path,
-        bytes: r.bytes,
-        pages: r.pages,
-        residentPages: r.residentPages,
-        residentBytes: r.residentBytes,
-        source: r.source,
-      };
-      if (warmedBytes !== undefined) out.warmedBytes = warmedBytes;
-      return out;
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') return undefined;
-      fail(entry.path, err);
-      return undefined;
-    } finally {
-      await file.close().catch(() => {});
-    }
-  };
-
-  // Files in flight: one per pagewarm thread for warming (more would only
-  // interleave reads on the disk); more for the cheap stat and evict.
-  const parallel = opts.command === 'warm' ? stats().configuredThreads : 16;
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < walk.entries.length && !controller.signal.aborted) {
-      const i = next++;
-      results[i] = await handleFile(walk.entries[i]);
-    }
-  };
+  // Every file on the batch path: opened, described, worked on and closed
+  // on pagewarm's threads, many files a job.
+  const files: FileResult[] = [];
+  const operation = opts.command === 'stat' ? 'residency' : opts.command;
   try {
-    await Promise.all(Array.from({ length: Math.min(parallel, walk.entries.length) }, lane));
+    const paths = walk.entries.map((e) => e.path);
+    const plan = toPlan(operation, paths, {
+      offset: opts.offset,
+      length: opts.length,
+      maxSize: opts.maxSize,
+      followSymlinks: opts.dereference,
+      blockDevices: true, // the walk yields block devices only where they were named
+      signal: controller.signal,
+    });
+    for await (const batch of batches(plan, paths)) {
+      for (const r of batch) {
+        if (r.error) fail(r.path, r.error);
+        else if (r.skipped) walk.skipped.tooLarge++;
+        else if (r.duplicate) walk.skipped.hardLinks++;
+        else files.push(fileResult(r, opts));
+        if (progress && !r.error && !r.skipped && !r.duplicate) progress.fileDone(r.bytes);
+      }
+    }
+  } catch (err) {
+    if ((err as Error).name !== 'AbortError') throw err;
   } finally {
     process.removeListener('SIGINT', onSignal);
     progress?.stop();
   }
 
-  const files = results.filter((r): r is FileResult => r !== undefined);
   const summary = summarize(files, walk, errors.length, controller.signal.aborted, performance.now() - started, opts);
   const caps = capabilities();
   if (opts.json) {
@@ -161,6 +140,20 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
   }
   if (summary.interrupted) return EXIT.interrupted;
   return errors.length > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** What --json and -v say of a file done. */
+function fileResult(r: FileReport, opts: Options): FileResult {
+  const out: FileResult = {
+    path: r.path,
+    bytes: r.bytes,
+    pages: r.pages,
+    residentPages: r.residentPages,
+    residentBytes: r.residentPages === null ? null : r.residentPages >= r.pages ? r.bytes : Math.min(r.bytes, r.residentPages * PAGE),
+    source: r.source,
+  };
+  if (opts.command === 'warm') out.warmedBytes = r.bytes;
+  return out;
 }
 
 /** The `pagewarm` executable: runs {@link main} on process.argv and sets the exit code. */

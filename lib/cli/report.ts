@@ -47,7 +47,7 @@ export interface Summary {
   /** residentPages / (pages - unknownPages) in percent; null when nothing is known. */
   residentPercent: number | null;
   warmedBytes?: number;
-  skipped: { symlinks: number; otherMounts: number; special: number; hardLinks: number; brokenLinks: number };
+  skipped: { symlinks: number; otherMounts: number; special: number; hardLinks: number; brokenLinks: number; excluded: number; tooLarge: number };
   errors: number;
   interrupted: boolean;
   elapsedMs: number;
@@ -189,4 +189,6 @@ const SKIP_NAMES: Record<keyof Summary['skipped'], [string, string]> = {
   special: ['special file', 'special files'],
   hardLinks: ['hard link already counted', 'hard links already counted'],
   brokenLinks: ['broken symbolic link', 'broken symbolic links'],
+  excluded: ['left out by --include/--exclude', 'left out by --include/--exclude'],
+  tooLarge: ['larger than --max-size', 'larger than --max-size'],
 };

@@ -1,16 +1,19 @@
 /**
  * The walk of the command's PATHs: the regular files under each (block
- * devices only when named), each file once, and what was skipped. It runs on
- * the calling thread, with synchronous fs calls, before any file is handled.
+ * devices only when named), and what was skipped. It reads each directory
+ * once with its entries' types (readdir with file types: no stat per file;
+ * see BENCHMARKS.md for the walks compared), stats only directories (for
+ * mounts and loops) and, with -L, symbolic links. Hard links are found
+ * later, when the files are opened (device and inode), and counted once.
+ * It runs on the calling thread with synchronous fs calls.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Options } from './args';
 
 /** One file as the walk found it. */
 export interface Entry {
   path: string;
-  /** Named on the command line (block devices are taken only then). */
+  /** Named on the command line or in --files-from (block devices are taken only then). */
   explicit: boolean;
 }
 
@@ -20,12 +23,11 @@ export class Walk {
   readonly entries: Entry[] = [];
   /** Directories entered. */
   directories = 0;
-  readonly skipped = { symlinks: 0, otherMounts: 0, special: 0, hardLinks: 0, brokenLinks: 0 };
+  readonly skipped = { symlinks: 0, otherMounts: 0, special: 0, hardLinks: 0, brokenLinks: 0, excluded: 0, tooLarge: 0 };
   private readonly seenDirs = new Set<string>();
-  private readonly seenFiles = new Set<string>();
 
   /**
-   * @param opts The paths and the walk's options (maxDepth, dereference, crossMounts).
+   * @param opts The paths and the walk's options (maxDepth, dereference, crossMounts, include, exclude).
    * @param fail Called for a path that cannot be walked; the walk goes on.
    * @param note Called with a message about a skipped PATH (a symbolic link without -L).
    */
@@ -35,9 +37,9 @@ export class Walk {
     private readonly note: (message: string) => void,
   ) {}
 
-  /** Walks every PATH, filling {@link entries}, {@link directories} and {@link skipped}. */
-  run(): void {
-    for (const arg of this.opts.paths) {
+  /** Walks every path of `paths` (the PATHs, or those of --files-from), filling {@link entries}. */
+  run(paths: Iterable<string> = this.opts.paths): void {
+    for (const arg of paths) {
       let st: fs.Stats;
       try {
         st = this.opts.dereference ? fs.statSync(arg) : fs.lstatSync(arg);
@@ -50,69 +52,76 @@ export class Walk {
         this.note(`skipping symbolic link '${arg}' (use -L to follow symbolic links)`);
         continue;
       }
-      if (!st.isDirectory() && !st.isFile() && !st.isBlockDevice()) {
-        const err = Object.assign(new Error('not a regular file, block device or directory'), { code: 'EINVAL' });
-        this.fail(arg, err);
-        continue;
-      }
-      this.visit(arg, st, 0, st.dev, true);
+      if (st.isDirectory()) this.directory(arg, '', st, 0, st.dev);
+      else if (st.isFile() || st.isBlockDevice()) this.entries.push({ path: arg, explicit: true });
+      else this.fail(arg, Object.assign(new Error('not a regular file, block device or directory'), { code: 'EINVAL' }));
     }
   }
 
-  private visit(p: string, st: fs.Stats, depth: number, rootDev: number, explicit: boolean): void {
+  /** Walks directory `p` (`rel` below its PATH), described by `st`. */
+  private directory(p: string, rel: string, st: fs.Stats, depth: number, rootDev: number): void {
     const key = `${st.dev}:${st.ino}`;
-    if (!st.isDirectory()) {
-      // A file reached twice (hard links, or -L) is handled once, as vmtouch does.
-      if (this.seenFiles.has(key)) {
-        this.skipped.hardLinks++;
-        return;
-      }
-      this.seenFiles.add(key);
-      this.entries.push({ path: p, explicit });
-      return;
-    }
     if (this.seenDirs.has(key)) return; // a loop, or the same tree twice through -L
     this.seenDirs.add(key);
     this.directories++;
     if (depth >= this.opts.maxDepth) return;
-    let names: string[];
+    let dirents: fs.Dirent[];
     try {
-      names = fs.readdirSync(p);
+      dirents = fs.readdirSync(p, { withFileTypes: true });
     } catch (err) {
       this.fail(p, err);
       return;
     }
-    names.sort();
-    for (const name of names) {
-      const child = path.join(p, name);
-      let cst: fs.Stats;
-      try {
-        cst = fs.lstatSync(child);
-        if (cst.isSymbolicLink()) {
-          if (!this.opts.dereference) {
-            this.skipped.symlinks++;
-            continue;
-          }
-          try {
-            cst = fs.statSync(child);
-          } catch {
-            this.skipped.brokenLinks++;
-            continue;
-          }
-        }
-      } catch (err) {
-        this.fail(child, err);
+    dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const { include, exclude } = this.opts;
+    for (const d of dirents) {
+      const name = d.name;
+      const child = p.endsWith('/') ? p + name : `${p}/${name}`;
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      if (exclude.length > 0 && exclude.some((g) => g.test(name, childRel))) {
+        this.skipped.excluded++;
         continue;
       }
-      if (!cst.isFile() && !cst.isDirectory()) {
+      let isDir = d.isDirectory();
+      let isFile = d.isFile();
+      let dirStat: fs.Stats | undefined;
+      if (d.isSymbolicLink()) {
+        if (!this.opts.dereference) {
+          this.skipped.symlinks++;
+          continue;
+        }
+        try {
+          dirStat = fs.statSync(child);
+        } catch {
+          this.skipped.brokenLinks++;
+          continue;
+        }
+        isDir = dirStat.isDirectory();
+        isFile = dirStat.isFile();
+      }
+      if (isFile) {
+        if (include.length > 0 && !include.some((g) => g.test(name, childRel))) {
+          this.skipped.excluded++;
+          continue;
+        }
+        this.entries.push({ path: child, explicit: false });
+        continue;
+      }
+      if (!isDir) {
         this.skipped.special++;
         continue;
       }
-      if (cst.dev !== rootDev && !this.opts.crossMounts) {
+      try {
+        dirStat ??= fs.lstatSync(child);
+      } catch (err) {
+        this.fail(child, err); // gone since the listing, or unreadable
+        continue;
+      }
+      if (dirStat.dev !== rootDev && !this.opts.crossMounts) {
         this.skipped.otherMounts++;
         continue;
       }
-      this.visit(child, cst, depth + 1, rootDev, false);
+      this.directory(child, childRel, dirStat, depth + 1, rootDev);
     }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The one interface between the public API and what implements it: the
  * native addon or the portable fallback (lib/fallback/), chosen once by
- * lib/core/native.ts. Types only: this module imports nothing at run time, so
+ * lib/core/native.ts. Types and one constant: this module imports nothing at run time, so
  * the loader, the fallback and the modules that use the binding never form
  * an import cycle through it.
  */
@@ -61,6 +61,22 @@ export interface NativeResidency {
   source: 'cachestat' | 'mincore' | 'unknown';
 }
 
+/**
+ * What {@link Binding.files} resolves with. `data` holds FILE_OUTCOME_FIELDS
+ * numbers per path: err (0; a positive errno, the failed call in
+ * `syscalls` at the same index; -1 skipped as larger than maxSize), size,
+ * bytes (the range clamped to the size), dev, the inode's high and low 32
+ * bits, pages, resident pages before and after the work (-1 where the kernel
+ * would not say), source (0 cachestat, 1 mincore, 2 unknown).
+ */
+export interface FileOutcomes {
+  data: Float64Array;
+  syscalls: Array<string | undefined>;
+}
+
+/** Numbers per path in {@link FileOutcomes.data}. */
+export const FILE_OUTCOME_FIELDS = 10;
+
 /** The binding's counters: the public {@link Stats}, field for field. */
 export type NativeStats = Stats;
 
@@ -88,6 +104,14 @@ export interface Binding {
   residency(fd: number, offset: number, length: number, id: number): Promise<NativeResidency> | NativeFailure;
   residencySync(fd: number, offset: number, length: number): NativeResidency | NativeFailure;
   advise(fd: number, offset: number, length: number, advice: number): undefined | NativeFailure;
+  /**
+   * Warms (op 0), asks the residency of (1) or evicts (2) each of `paths`,
+   * opening, describing and closing every file off the JS thread, many files
+   * a job: one settle for the batch. flags: 1 follow a final symbolic link
+   * (else ELOOP), 2 take block devices (else EINVAL). maxSize -1: no limit.
+   * Resolves with one outcome per path, in order: see {@link FileOutcomes}.
+   */
+  files(op: 0 | 1 | 2, paths: string[], offset: number, length: number, maxSize: number, flags: number, id: number): Promise<FileOutcomes> | NativeFailure;
   /**
    * Reads `[position, position + length)` into `buffer` at `offset`, only
    * what the page cache already holds (preadv2 with RWF_NOWAIT): EAGAIN when

@@ -36,6 +36,7 @@
 import type { Binding } from '../core/binding';
 import { checkAdvisable } from '../core/descriptor';
 import { cachedCalls } from './cached';
+import { filesCalls } from './files';
 import { openCalls, OwnedDescriptors } from './open';
 import { FallbackPool } from './pool';
 import { pageSize, residencyCalls } from './residency';
@@ -64,6 +65,7 @@ export function fallbackBinding(): Binding {
 
     ...sendCalls(pool),
     ...openCalls(owned),
+    ...filesCalls(pool, owned, page),
 
     cancel(id) {
       pool.cancel(id);

@@ -1,0 +1,208 @@
+/**
+ * The batch path for many files: paths go to pagewarm's threads in batches
+ * (each file opened, described, worked on and closed there, many files a
+ * job), and come back one settle per batch. {@link eachFile} is the
+ * per-file view every many-files call (files.ts) and the CLI are built on.
+ */
+import { FILE_OUTCOME_FIELDS, type FileOutcomes } from '../core/binding';
+import { binding, nextId } from '../core/native';
+import { settle } from '../core/settle';
+import { stats } from '../core/config';
+import { invalidArgType, invalidArgValue, systemError, type SystemError } from '../core/errors';
+import { throwIfAborted, toBoolean, toIntInRange, toOptions, toPosition, toSignal } from '../core/validate';
+
+/** What the many-files calls do to each file. */
+export type FilesOperation = 'warm' | 'residency' | 'evict';
+
+/** Options of every many-files call. */
+export interface EachFileOptions {
+  /** Byte offset of the range in each file. Default 0. */
+  offset?: number;
+  /** Bytes of the range in each file. Default: to the end of each file. */
+  length?: number;
+  /** Follow a symbolic link that a path names (else it fails with `ELOOP`). Default true. */
+  followSymlinks?: boolean;
+  /** Skip files larger than this many bytes (reported with `skipped: 'max-size'`, never opened twice). Default: no limit. */
+  maxSize?: number;
+  /** Take block devices as well as regular files. Default false (`EINVAL`). */
+  blockDevices?: boolean;
+  /** Stops the work: in-flight batches are cancelled (within about one chunk) and the call rejects with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+/** One file's outcome, in the order the paths were given. */
+export interface FileReport {
+  path: string;
+  /** Why the file was not worked on: an error (`ENOENT ... open '/x'`, with `path`). */
+  error?: SystemError;
+  /** Left out by `maxSize`. */
+  skipped?: 'max-size';
+  /**
+   * The same file (device and inode) as an earlier path of this call (a hard
+   * link, or the same path twice): worked on again, but counted once.
+   */
+  duplicate: boolean;
+  /** The file's size in bytes (0 when it failed). */
+  size: number;
+  /** The range in bytes, clamped to the size. */
+  bytes: number;
+  /** Pages the range touches. */
+  pages: number;
+  /** Of those, resident before the work; null where the kernel will not say (see `residency()`). */
+  residentPagesBefore: number | null;
+  /** Resident after the work (for 'residency', the same as before); null where unknown. */
+  residentPages: number | null;
+  source: 'cachestat' | 'mincore' | 'unknown';
+  /** Device and inode, as `${dev}:${ino}`: what hard links share. */
+  id: string;
+}
+
+const OPS = { warm: 0, residency: 1, evict: 2 } as const;
+const SOURCES = ['cachestat', 'mincore', 'unknown'] as const;
+/** The first batch is small so the first results come soon; later ones grow to MAX_BATCH. */
+const FIRST_BATCH = 16;
+const MAX_BATCH = 256;
+
+/** The checked options. */
+interface Plan {
+  op: 0 | 1 | 2;
+  offset: number;
+  length: number;
+  maxSize: number;
+  flags: number;
+  signal: AbortSignal | undefined;
+}
+
+/** Checks `paths` (an iterable or async iterable) and the options; throws TypeError / RangeError. @internal */
+export function toPlan(operation: FilesOperation, paths: unknown, options: unknown): Plan {
+  if (typeof paths === 'string' || paths === null || typeof paths !== 'object' ||
+      (typeof (paths as Iterable<unknown>)[Symbol.iterator] !== 'function' &&
+       typeof (paths as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function')) {
+    throw invalidArgType('paths', 'an iterable or async iterable of strings', paths);
+  }
+  const o = toOptions<EachFileOptions>(options);
+  const signal = toSignal(o.signal);
+  return {
+    op: OPS[operation],
+    offset: toPosition(o.offset, 'options.offset', 0),
+    length: o.length === undefined ? -1 : toPosition(o.length, 'options.length', 0),
+    maxSize: o.maxSize === undefined ? -1 : toIntInRange(o.maxSize, 'options.maxSize', 0, Number.MAX_SAFE_INTEGER),
+    flags: (toBoolean(o.followSymlinks, 'options.followSymlinks', true) ? 1 : 0) |
+      (toBoolean(o.blockDevices, 'options.blockDevices', false) ? 2 : 0),
+    signal,
+  };
+}
+
+/**
+ * Works on every path of `paths` (an array, or any iterable or async
+ * iterable of strings, read as the work goes) and yields one
+ * {@link FileReport} per path, in order. Files are opened, described
+ * (fstat), worked on and closed on pagewarm's threads (the portable fallback:
+ * the libuv pool), in batches of up to 256 paths, as many batches at once as
+ * there are pagewarm threads, twice over.
+ *
+ * - 'warm': every page of the range is read into the page cache
+ *   (sendfile to /dev/null, as {@link prepareForRead}).
+ * - 'residency': how much of the range is resident.
+ * - 'evict': the range's clean pages dropped (POSIX_FADV_DONTNEED); a
+ *   no-op in the portable fallback.
+ *
+ * A path that cannot be opened is reported with its `error` and the rest go
+ * on. Breaking out of the loop cancels the batches in flight.
+ * @throws TypeError / RangeError for bad arguments (a path that is not a
+ *   string, among them, when it is reached); AbortError once the signal fires.
+ */
+export async function* eachFile(operation: FilesOperation, paths: Iterable<string> | AsyncIterable<string>, options?: EachFileOptions): AsyncGenerator<FileReport, void, undefined> {
+  if (operation !== 'warm' && operation !== 'residency' && operation !== 'evict') {
+    throw invalidArgValue('operation', operation, "must be 'warm', 'residency' or 'evict'");
+  }
+  const plan = toPlan(operation, paths, options);
+  throwIfAborted(plan.signal);
+  for await (const batch of batches(plan, paths)) yield* batch;
+}
+
+/**
+ * eachFile once its arguments are checked, a batch of reports at a time (one
+ * await a batch, not one a file: the CLI and the sums take them so). @internal
+ */
+export async function* batches(plan: Plan, paths: Iterable<string> | AsyncIterable<string>): AsyncGenerator<FileReport[], void, undefined> {
+  const source = Symbol.asyncIterator in paths ? (paths as AsyncIterable<string>)[Symbol.asyncIterator]() : undefined;
+  const sync = source ? undefined : (paths as Iterable<string>)[Symbol.iterator]();
+  const inFlight: Array<{ id: number; paths: string[]; done: Promise<FileOutcomes> }> = [];
+  const most = Math.max(2, stats().configuredThreads * 2);
+  const seen = new Set<string>();
+  let size = FIRST_BATCH;
+  let exhausted = false;
+  let index = 0;
+  const take = async (): Promise<string[]> => {
+    const batch: string[] = [];
+    while (batch.length < size) {
+      const next = sync ? sync.next() : await source!.next();
+      if (next.done) {
+        exhausted = true;
+        break;
+      }
+      if (typeof next.value !== 'string') throw invalidArgType(`paths[${index}]`, 'of type string', next.value);
+      index++;
+      batch.push(next.value);
+    }
+    size = Math.min(MAX_BATCH, size * 2);
+    return batch;
+  };
+  try {
+    for (;;) {
+      while (!exhausted && inFlight.length < most) {
+        const batch = await take();
+        if (batch.length === 0) break;
+        const id = nextId();
+        const done = settle(binding.files(plan.op, batch, plan.offset, plan.length, plan.maxSize, plan.flags, id), id, plan.signal);
+        done.catch(() => {}); // awaited in turn below; never an unhandled rejection meanwhile
+        inFlight.push({ id, paths: batch, done });
+      }
+      const first = inFlight.shift();
+      if (!first) return;
+      const outcomes = await first.done;
+      const reports = new Array<FileReport>(first.paths.length);
+      for (let i = 0; i < first.paths.length; i++) reports[i] = report(first.paths[i]!, outcomes, i, seen);
+      yield reports;
+    }
+  } finally {
+    // Stopped early (a break, an error, an abort): cancel what is still running.
+    for (const job of inFlight) binding.cancel(job.id);
+    await Promise.allSettled(inFlight.map((job) => job.done));
+    await source?.return?.();
+    sync?.return?.();
+  }
+}
+
+/** The FileReport of path number `i` of a batch. */
+function report(path: string, { data, syscalls }: FileOutcomes, i: number, seen: Set<string>): FileReport {
+  const f = data.subarray(i * FILE_OUTCOME_FIELDS, (i + 1) * FILE_OUTCOME_FIELDS);
+  const err = f[0]!;
+  // The inode in two halves keeps 64-bit inode numbers exact.
+  const id = `${f[3]}:${f[4] === 0 ? f[5] : (BigInt(f[4]!) << 32n) | BigInt(f[5]!)}`;
+  const before = f[7]!;
+  const after = f[8]!;
+  const r: FileReport = {
+    path,
+    duplicate: false,
+    size: f[1]!,
+    bytes: f[2]!,
+    pages: f[6]!,
+    residentPagesBefore: before < 0 ? null : before,
+    residentPages: after < 0 ? null : after,
+    source: SOURCES[f[9]!] ?? 'unknown',
+    id,
+  };
+  if (err > 0) {
+    const e = systemError({ errno: err, syscall: syscalls[i] ?? 'open' });
+    e.message += ` '${path}'`;
+    (e as SystemError & { path: string }).path = path;
+    r.error = e;
+    return r;
+  }
+  if (err === -1) r.skipped = 'max-size';
+  if (seen.has(id)) r.duplicate = true;
+  else seen.add(id);
+  return r;
+}

@@ -162,6 +162,8 @@ export async function* batches(plan: Plan, paths: Iterable<string> | AsyncIterab
       const first = inFlight.shift();
       if (!first) return;
       const outcomes = await first.done;
+      // Aborted while this batch settled: nothing more is reported.
+      throwIfAborted(plan.signal);
       const reports = new Array<FileReport>(first.paths.length);
       for (let i = 0; i < first.paths.length; i++) reports[i] = report(first.paths[i]!, outcomes, i, seen);
       yield reports;

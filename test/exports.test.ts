@@ -26,6 +26,16 @@ import type {
   ServeFileResult,
   SystemError,
   CodedError,
+  FilesOptions,
+  EachFileOptions,
+  FilesProgress,
+  FilesResult,
+  FileFailure,
+  WarmFilesResult,
+  EvictFilesResult,
+  FilesResidencyResult,
+  FileReport,
+  FilesOperation,
 } from '../lib/index';
 
 const api = fs.readFileSync(join(__dirname, '..', 'docs', 'api.md'), 'utf8');
@@ -40,7 +50,8 @@ t.test('every runtime export has a heading in docs/api.md', async (t) => {
 t.test('every public type is exported and listed in docs/api.md', async (t) => {
   const listed = api.slice(api.indexOf('## Exported types'));
   const types = [
-    'FileLike', 'PrepareOptions', 'WarmFileOptions', 'Residency', 'Advice', 'ConfigureOptions', 'Stats',
+    'FileLike', 'PrepareOptions', 'WarmFileOptions', 'FilesOptions', 'EachFileOptions', 'FilesProgress', 'FilesResult',
+    'FileFailure', 'WarmFilesResult', 'EvictFilesResult', 'FilesResidencyResult', 'FileReport', 'FilesOperation', 'Residency', 'Advice', 'ConfigureOptions', 'Stats',
     'Capabilities', 'TransferOptions', 'TransferError', 'SendFileOptions', 'SendFileResult', 'SendFileError',
     'SendFileResponseOptions', 'ServeFileOptions', 'ServeFileCacheOptions', 'ServeFileResult', 'SystemError',
     'CodedError',
@@ -51,9 +62,10 @@ t.test('every public type is exported and listed in docs/api.md', async (t) => {
   const options: ServeFileOptions = { root: '/srv', cache };
   t.same(options.cache, cache);
   // Every type name above is used, so a missing export fails the type check.
-  type All = [FileLike, PrepareOptions, WarmFileOptions, Residency, Advice, ConfigureOptions, Stats, Capabilities,
+  type All = [FileLike, PrepareOptions, WarmFileOptions, FilesOptions, EachFileOptions, FilesProgress, FilesResult,
+    FileFailure, WarmFilesResult, EvictFilesResult, FilesResidencyResult, FileReport, FilesOperation, Residency, Advice, ConfigureOptions, Stats, Capabilities,
     TransferOptions, TransferError, SendFileOptions, SendFileResult, SendFileError, SendFileResponseOptions,
     ServeFileOptions, ServeFileCacheOptions, ServeFileResult, SystemError, CodedError];
-  const count: All['length'] = 19;
+  const count: All['length'] = 29;
   t.equal(count, types.length, 'the list and the imports agree');
 });

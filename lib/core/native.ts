@@ -6,9 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { isMainThread } from 'node:worker_threads';
 import type { Binding } from './binding';
-import { fallbackBinding } from '../fallback/index';
 
 export type { Binding, NativeResidency, NativeStats } from './binding';
 
@@ -22,6 +20,16 @@ export function packageRoot(from = __dirname): string {
     if (parent === dir) throw new Error('pagewarm: cannot find the package root');
     dir = parent;
   }
+}
+
+/**
+ * The portable fallback, required only when it is used: a process with the
+ * native binding never loads its modules (a fifth of the package's load
+ * time, which every run of the command pays).
+ */
+function fallbackBinding(): Binding {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return (require('../fallback/index') as typeof import('../fallback/index')).fallbackBinding();
 }
 
 interface Loaded {
@@ -55,7 +63,9 @@ function load(): Loaded {
  * Elsewhere the fallback is the normal path and nothing is said.
  */
 function warnFallback(reason: string): void {
-  if (process.platform !== 'linux' || !isMainThread) return;
+  if (process.platform !== 'linux') return;
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  if (!(require('node:worker_threads') as typeof import('node:worker_threads')).isMainThread) return;
   process.emitWarning(
     `pagewarm: ${reason}. Using the portable fallback: warm-ups read on the libuv pool, sends copy, residency is unknown. ` +
       'Set PAGEWARM_FORCE_FALLBACK=1 to choose the fallback without this warning.',

@@ -70,27 +70,37 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
   };
 
   const walk = new Walk(opts, fail, note);
-  walk.run();
-  if (opts.filesFrom !== undefined) {
-    let list: string;
+  const listed = (): string[] => {
+    if (opts.filesFrom === undefined) return [];
     try {
-      list = fs.readFileSync(opts.filesFrom === '-' ? 0 : opts.filesFrom, 'utf8');
+      const list = fs.readFileSync(opts.filesFrom === '-' ? 0 : opts.filesFrom, 'utf8');
+      return list.split(opts.nul ? '\0' : '\n').filter((p) => p !== '');
     } catch (err) {
       fail(opts.filesFrom, err);
-      list = '';
+      return [];
     }
-    walk.run(list.split(opts.nul ? '\0' : '\n').filter((p) => p !== ''));
+  };
+  // The PATHs, then the list's paths, walked as the work asks for files: the
+  // walk on this thread and the work on pagewarm's threads overlap. The
+  // progress bar needs the whole first, to know its total.
+  function* walked(): Generator<string, void, undefined> {
+    for (const entry of walk.walk(opts.paths)) yield entry.path;
+    for (const entry of walk.walk(listed())) yield entry.path;
   }
+  let paths: Iterable<string> = walked();
 
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.once('SIGINT', onSignal);
-  const progress = opts.command === 'warm' && opts.progress ? new Progress(stderr, walk.entries.length) : undefined;
-  if (progress) {
-    // The bar's whole, in bytes: a stat of every file, on a terminal only.
-    for (const entry of walk.entries) {
+  let progress: Progress | undefined;
+  if (opts.command === 'warm' && opts.progress) {
+    // The bar's whole, in files and bytes: the whole walk and a stat of every file first, on a terminal only.
+    const all = [...paths];
+    paths = all;
+    progress = new Progress(stderr, all.length);
+    for (const path of all) {
       try {
-        const size = fs.statSync(entry.path).size;
+        const size = fs.statSync(path).size;
         progress.total += Math.max(0, Math.min(opts.length ?? Infinity, size - opts.offset));
       } catch {
         // reported when the file is opened
@@ -104,7 +114,6 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
   const files: FileResult[] = [];
   const operation = opts.command === 'stat' ? 'residency' : opts.command;
   try {
-    const paths = walk.entries.map((e) => e.path);
     const plan = toPlan(operation, paths, {
       offset: opts.offset,
       length: opts.length,

@@ -19,7 +19,7 @@ export interface Entry {
 
 /** The walk: regular files under each PATH, and what it skipped. */
 export class Walk {
-  /** The files found, in walk order (each directory's names sorted). */
+  /** The files run() found, in walk order (each directory's names sorted). */
   readonly entries: Entry[] = [];
   /** Directories entered. */
   directories = 0;
@@ -39,6 +39,16 @@ export class Walk {
 
   /** Walks every path of `paths` (the PATHs, or those of --files-from), filling {@link entries}. */
   run(paths: Iterable<string> = this.opts.paths): void {
+    for (const entry of this.walk(paths)) this.entries.push(entry);
+  }
+
+  /**
+   * Walks every path of `paths` as the files are asked for: a consumer that
+   * starts on the first files while the walk goes on (the command does, so
+   * the walk and the work on pagewarm's threads overlap). The counts are
+   * complete once it is exhausted; {@link entries} is left alone.
+   */
+  *walk(paths: Iterable<string> = this.opts.paths): Generator<Entry, void, undefined> {
     for (const arg of paths) {
       let st: fs.Stats;
       try {
@@ -52,14 +62,14 @@ export class Walk {
         this.note(`skipping symbolic link '${arg}' (use -L to follow symbolic links)`);
         continue;
       }
-      if (st.isDirectory()) this.directory(arg, '', st, 0, st.dev);
-      else if (st.isFile() || st.isBlockDevice()) this.entries.push({ path: arg, explicit: true });
+      if (st.isDirectory()) yield* this.directory(arg, '', st, 0, st.dev);
+      else if (st.isFile() || st.isBlockDevice()) yield { path: arg, explicit: true };
       else this.fail(arg, Object.assign(new Error('not a regular file, block device or directory'), { code: 'EINVAL' }));
     }
   }
 
   /** Walks directory `p` (`rel` below its PATH), described by `st`. */
-  private directory(p: string, rel: string, st: fs.Stats, depth: number, rootDev: number): void {
+  private *directory(p: string, rel: string, st: fs.Stats, depth: number, rootDev: number): Generator<Entry, void, undefined> {
     const key = `${st.dev}:${st.ino}`;
     if (this.seenDirs.has(key)) return; // a loop, or the same tree twice through -L
     this.seenDirs.add(key);
@@ -104,7 +114,7 @@ export class Walk {
           this.skipped.excluded++;
           continue;
         }
-        this.entries.push({ path: child, explicit: false });
+        yield { path: child, explicit: false };
         continue;
       }
       if (!isDir) {
@@ -121,7 +131,7 @@ export class Walk {
         this.skipped.otherMounts++;
         continue;
       }
-      this.directory(child, childRel, dirStat, depth + 1, rootDev);
+      yield* this.directory(child, childRel, dirStat, depth + 1, rootDev);
     }
   }
 }

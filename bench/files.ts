@@ -75,7 +75,7 @@ function timed(cmd: string, args: string[]): number {
 async function residentFraction(dir: string): Promise<number> {
   const w = new Walk(walkOptions([dir]), () => {}, () => {});
   w.run();
-  const r = await pw.filesResidency(w.entries.map((e) => e.path));
+  const r = await pw.filesResidency(w.files);
   return r.bytes === 0 ? 1 : r.residentBytes / r.bytes;
 }
 
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
     const w = new Walk(walkOptions([dir]), () => {}, () => {});
     w.run();
     walks['readdir withFileTypes (the CLI)']!.push(nowMs() - start);
-    files = w.entries.length;
+    files = w.files.length;
     if (found !== files) throw new Error(`walks disagree: ${found} vs ${files}`);
     start = nowMs();
     execFileSync('find', [dir, '-type', 'f'], { maxBuffer: 256 << 20 });
@@ -170,7 +170,7 @@ async function main(): Promise<void> {
 
   const w = new Walk(walkOptions([dir]), () => {}, () => {});
   w.run();
-  const paths = w.entries.map((e) => e.path);
+  const paths = w.files;
   const perFile: Record<string, number[]> = { 'warmFile, 8 at once': [], warmFiles: [] };
   for (let rep = 0; rep < reps; rep++) {
     let start = nowMs();

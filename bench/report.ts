@@ -140,4 +140,22 @@ if (http) {
   out.push('', targets(http.targets), '');
 }
 
+interface FilesPair { pagewarm: number[]; vmtouch: number[] }
+const files = load<{ mode: string; vmtouch: string; results: Record<string, { bytes: number; pairs: Record<'warm' | 'stat' | 'evict', FilesPair> }>; walks: Record<string, number[]>; perFile: Record<string, number[]> }>('files');
+if (files) {
+  out.push(header('files', files.machine));
+  out.push(`${files.vmtouch} as the reference; ${files.mode}.\n`);
+  const rows: (string | number)[][] = [];
+  for (const [n, r] of Object.entries(files.results)) {
+    for (const op of ['warm', 'stat', 'evict'] as const) {
+      const p = r.pairs[op];
+      rows.push([`${Number(n).toLocaleString('en')} files, ${(r.bytes / 2 ** 20).toFixed(0)} MiB`, op, median(p.pagewarm), median(p.vmtouch), pairedRatio(p.pagewarm, p.vmtouch)]);
+    }
+  }
+  out.push(table(['tree', 'command', 'pagewarm s', 'vmtouch s', 'pagewarm / vmtouch'], rows), '');
+  out.push(table(['walk', 'ms'], Object.entries(files.walks).map(([k, v]) => [k, median(v)])), '');
+  out.push(table(['call', 'us per file'], Object.entries(files.perFile).map(([k, v]) => [k, median(v)])), '');
+  out.push(targets(files.targets), '');
+}
+
 console.log(out.join('\n'));

@@ -22,7 +22,7 @@ import { packageRoot } from '../core/native';
 import { parseOptions, UsageError, USAGE, type CliStreams, type Options } from './args';
 import { Walk } from './walk';
 import { Progress } from './progress';
-import { explain, fileLine, summarize, summaryText, type FileResult, type JsonReport, type PathError } from './report';
+import { addFile, explain, fileLine, finish, newSummary, summaryText, type FileResult, type JsonReport, type PathError } from './report';
 
 export type { CliStreams } from './args';
 export type { FileResult, JsonReport, PathError, Summary } from './report';
@@ -84,8 +84,8 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
   // walk on this thread and the work on pagewarm's threads overlap. The
   // progress bar needs the whole first, to know its total.
   function* walked(): Generator<string, void, undefined> {
-    for (const entry of walk.walk(opts.paths)) yield entry.path;
-    for (const entry of walk.walk(listed())) yield entry.path;
+    for (const run of walk.walk(opts.paths)) yield* run;
+    for (const run of walk.walk(listed())) yield* run;
   }
   let paths: Iterable<string> = walked();
 
@@ -111,7 +111,9 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
 
   // Every file on the batch path: opened, described, worked on and closed
   // on pagewarm's threads, many files a job.
-  const files: FileResult[] = [];
+  const files: FileResult[] = []; // kept for --json and -v only
+  const keep = opts.json || opts.verbose;
+  const summary = newSummary(opts);
   const operation = opts.command === 'stat' ? 'residency' : opts.command;
   try {
     const plan = toPlan(operation, paths, {
@@ -127,7 +129,11 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
         if (r.error) fail(r.path, r.error);
         else if (r.skipped) walk.skipped.tooLarge++;
         else if (r.duplicate) walk.skipped.hardLinks++;
-        else files.push(fileResult(r, opts));
+        else {
+          const f = fileResult(r, opts);
+          addFile(summary, f);
+          if (keep) files.push(f);
+        }
         if (progress && !r.error && !r.skipped && !r.duplicate) progress.fileDone(r.bytes);
       }
     }
@@ -138,7 +144,7 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
     progress?.stop();
   }
 
-  const summary = summarize(files, walk, errors.length, controller.signal.aborted, performance.now() - started, opts);
+  finish(summary, walk, errors.length, controller.signal.aborted, performance.now() - started);
   const caps = capabilities();
   if (opts.json) {
     const report: JsonReport = { command: opts.command, version: version(), capabilities: caps, files, errors, summary };

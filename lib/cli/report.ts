@@ -78,14 +78,15 @@ export function explain(err: unknown): { code: string; text: string } {
 }
 
 /**
- * The summary of the files handled: totals, the walk's directories and
- * skips, `errors` paths that failed, whether the run was interrupted, and
- * `elapsedMs` rounded to the microsecond. `warmedBytes` only for warm.
+ * The summary of the files handled, built as they are: {@link addFile} for
+ * each, then {@link finish} with the walk's directories and skips, `errors`
+ * paths that failed, whether the run was interrupted, and `elapsedMs`
+ * rounded to the microsecond. `warmedBytes` only for warm.
  */
-export function summarize(files: FileResult[], walk: Walk, errors: number, interrupted: boolean, elapsedMs: number, opts: Options): Summary {
+export function newSummary(opts: Options): Summary {
   const s: Summary = {
-    files: files.length,
-    directories: walk.directories,
+    files: 0,
+    directories: 0,
     bytes: 0,
     pages: 0,
     residentPages: 0,
@@ -93,24 +94,37 @@ export function summarize(files: FileResult[], walk: Walk, errors: number, inter
     unknownPages: 0,
     unknownBytes: 0,
     residentPercent: null,
-    skipped: walk.skipped,
-    errors,
-    interrupted,
-    elapsedMs: Math.round(elapsedMs * 1000) / 1000,
+    skipped: { symlinks: 0, otherMounts: 0, special: 0, hardLinks: 0, brokenLinks: 0, excluded: 0, tooLarge: 0 },
+    errors: 0,
+    interrupted: false,
+    elapsedMs: 0,
   };
   if (opts.command === 'warm') s.warmedBytes = 0;
-  for (const f of files) {
-    s.bytes += f.bytes;
-    s.pages += f.pages;
-    if (f.residentPages === null) {
-      s.unknownPages += f.pages;
-      s.unknownBytes += f.bytes;
-    } else {
-      s.residentPages += f.residentPages;
-      s.residentBytes += f.residentBytes ?? 0;
-    }
-    if (s.warmedBytes !== undefined) s.warmedBytes += f.warmedBytes ?? 0;
+  return s;
+}
+
+/** Counts one file handled into the summary. */
+export function addFile(s: Summary, f: FileResult): void {
+  s.files++;
+  s.bytes += f.bytes;
+  s.pages += f.pages;
+  if (f.residentPages === null) {
+    s.unknownPages += f.pages;
+    s.unknownBytes += f.bytes;
+  } else {
+    s.residentPages += f.residentPages;
+    s.residentBytes += f.residentBytes ?? 0;
   }
+  if (s.warmedBytes !== undefined) s.warmedBytes += f.warmedBytes ?? 0;
+}
+
+/** Completes the summary once every file is counted. */
+export function finish(s: Summary, walk: Walk, errors: number, interrupted: boolean, elapsedMs: number): Summary {
+  s.directories = walk.directories;
+  s.skipped = walk.skipped;
+  s.errors = errors;
+  s.interrupted = interrupted;
+  s.elapsedMs = Math.round(elapsedMs * 1000) / 1000;
   const known = s.pages - s.unknownPages;
   if (known > 0) s.residentPercent = Math.round((s.residentPages / known) * 100000) / 1000;
   return s;

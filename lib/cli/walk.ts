@@ -10,17 +10,10 @@
 import * as fs from 'node:fs';
 import type { Options } from './args';
 
-/** One file as the walk found it. */
-export interface Entry {
-  path: string;
-  /** Named on the command line or in --files-from (block devices are taken only then). */
-  explicit: boolean;
-}
-
 /** The walk: regular files under each PATH, and what it skipped. */
 export class Walk {
   /** The files run() found, in walk order (each directory's names sorted). */
-  readonly entries: Entry[] = [];
+  readonly files: string[] = [];
   /** Directories entered. */
   directories = 0;
   readonly skipped = { symlinks: 0, otherMounts: 0, special: 0, hardLinks: 0, brokenLinks: 0, excluded: 0, tooLarge: 0 };
@@ -37,18 +30,20 @@ export class Walk {
     private readonly note: (message: string) => void,
   ) {}
 
-  /** Walks every path of `paths` (the PATHs, or those of --files-from), filling {@link entries}. */
+  /** Walks every path of `paths` (the PATHs, or those of --files-from), filling {@link files}. */
   run(paths: Iterable<string> = this.opts.paths): void {
-    for (const entry of this.walk(paths)) this.entries.push(entry);
+    for (const chunk of this.walk(paths)) for (const file of chunk) this.files.push(file);
   }
 
   /**
-   * Walks every path of `paths` as the files are asked for: a consumer that
-   * starts on the first files while the walk goes on (the command does, so
-   * the walk and the work on pagewarm's threads overlap). The counts are
-   * complete once it is exhausted; {@link entries} is left alone.
+   * Walks every path of `paths` as the files are asked for, yielding them in
+   * runs (a directory's files up to its next subdirectory; a file named in
+   * `paths` alone): a consumer can start on the first files while the walk
+   * goes on (the command does, so the walk and the work on pagewarm's threads
+   * overlap). Block devices are taken only where named. The counts are
+   * complete once it is exhausted; {@link files} is left alone.
    */
-  *walk(paths: Iterable<string> = this.opts.paths): Generator<Entry, void, undefined> {
+  *walk(paths: Iterable<string> = this.opts.paths): Generator<string[], void, undefined> {
     for (const arg of paths) {
       let st: fs.Stats;
       try {
@@ -63,13 +58,13 @@ export class Walk {
         continue;
       }
       if (st.isDirectory()) yield* this.directory(arg, '', st, 0, st.dev);
-      else if (st.isFile() || st.isBlockDevice()) yield { path: arg, explicit: true };
+      else if (st.isFile() || st.isBlockDevice()) yield [arg];
       else this.fail(arg, Object.assign(new Error('not a regular file, block device or directory'), { code: 'EINVAL' }));
     }
   }
 
   /** Walks directory `p` (`rel` below its PATH), described by `st`. */
-  private *directory(p: string, rel: string, st: fs.Stats, depth: number, rootDev: number): Generator<Entry, void, undefined> {
+  private *directory(p: string, rel: string, st: fs.Stats, depth: number, rootDev: number): Generator<string[], void, undefined> {
     const key = `${st.dev}:${st.ino}`;
     if (this.seenDirs.has(key)) return; // a loop, or the same tree twice through -L
     this.seenDirs.add(key);
@@ -84,6 +79,7 @@ export class Walk {
     }
     dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const { include, exclude } = this.opts;
+    let run: string[] = [];
     for (const d of dirents) {
       const name = d.name;
       const child = p.endsWith('/') ? p + name : `${p}/${name}`;
@@ -114,7 +110,7 @@ export class Walk {
           this.skipped.excluded++;
           continue;
         }
-        yield { path: child, explicit: false };
+        run.push(child);
         continue;
       }
       if (!isDir) {
@@ -131,7 +127,12 @@ export class Walk {
         this.skipped.otherMounts++;
         continue;
       }
+      if (run.length > 0) {
+        yield run;
+        run = [];
+      }
       yield* this.directory(child, childRel, dirStat, depth + 1, rootDev);
     }
+    if (run.length > 0) yield run;
   }
 }

@@ -134,7 +134,19 @@ export async function* batches(plan: Plan, paths: Iterable<string> | AsyncIterab
   let size = FIRST_BATCH;
   let exhausted = false;
   let index = 0;
+  const array = Array.isArray(paths) ? (paths as unknown[]) : undefined;
   const take = async (): Promise<string[]> => {
+    if (array) {
+      // An array is sliced, not iterated.
+      const batch = array.slice(index, index + size) as string[];
+      for (let i = 0; i < batch.length; i++) {
+        if (typeof batch[i] !== 'string') throw invalidArgType(`paths[${index + i}]`, 'of type string', batch[i]);
+      }
+      index += batch.length;
+      exhausted = index >= array.length;
+      size = Math.min(MAX_BATCH, size * 2);
+      return batch;
+    }
     const batch: string[] = [];
     while (batch.length < size) {
       const next = sync ? sync.next() : await source!.next();

@@ -27,8 +27,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import * as pw from '../lib/index';
-import { Walk } from '../lib/cli/walk';
-import type { Options } from '../lib/cli/args';
+import { Walk, type WalkOptions } from '../lib/files/walk';
 import { fmt, median, nowMs, pairedRatio, parseFlags, printTable, printTargets, ROOT, saveResults, target, TMP_DIR, type Target } from './lib/common';
 
 const flags = parseFlags();
@@ -79,12 +78,8 @@ async function residentFraction(dir: string): Promise<number> {
   return r.bytes === 0 ? 1 : r.residentBytes / r.bytes;
 }
 
-function walkOptions(paths: string[]): Options {
-  return {
-    command: 'stat', paths, maxDepth: Infinity, offset: 0, length: undefined, threads: undefined, dereference: false,
-    crossMounts: false, include: [], exclude: [], maxSize: undefined, filesFrom: undefined, nul: false,
-    verbose: false, quiet: true, progress: false, json: false,
-  };
+function walkOptions(paths: string[]): WalkOptions {
+  return { paths, maxDepth: Infinity, dereference: false, crossMounts: false, include: [], exclude: [] };
 }
 
 interface Pair {

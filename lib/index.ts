@@ -5,6 +5,12 @@
 export { prepareForRead, prepareForReadSync, warmFile, type PrepareOptions, type WarmFileOptions } from './core/warm';
 export { residency, residencySync, evict, advise, type Residency, type Advice } from './core/residency';
 export { warmFiles, evictFiles, filesResidency, type FilesOptions, type FilesProgress, type FilesResult, type FileFailure, type WarmFilesResult, type EvictFilesResult, type FilesResidencyResult } from './files/files';
+export {
+  snapshot, restore, keepSnapshot, saveHotSet, loadHotSet, SnapshotError,
+  type HotSet, type HotFile, type SnapshotOptions, type RestoreOptions, type RestoreResult, type RestoreSkip,
+  type KeepSnapshotOptions, type SnapshotKeeper,
+} from './files/hotset';
+export { memoryRoom, type MemoryRoom } from './files/budget';
 export { eachFile, type EachFileOptions, type FileReport, type FilesOperation } from './files/each';
 export { configure, stats, capabilities, type ConfigureOptions, type Stats, type Capabilities } from './core/config';
 export { transferTo, transferToSync, type TransferOptions, type TransferError } from './send/transfer';

@@ -17,6 +17,8 @@ Binding::Binding(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("residencySync", &Binding::ResidencySync),
                            InstanceMethod("advise", &Binding::Advise),
                            InstanceMethod("files", &Binding::Files),
+                           InstanceMethod("budget", &Binding::NewBudget),
+                           InstanceMethod("budgetLimit", &Binding::BudgetLimit),
                            InstanceMethod("readCached", &Binding::ReadCached),
                            InstanceMethod("revalidate", &Binding::Revalidate),
                            InstanceMethod("send", &Binding::Send),

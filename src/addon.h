@@ -53,6 +53,8 @@ class Binding : public Napi::Addon<Binding> {
   Napi::Value SendSync(const Napi::CallbackInfo& info);
   // bind_files.cc
   Napi::Value Files(const Napi::CallbackInfo& info);
+  Napi::Value NewBudget(const Napi::CallbackInfo& info);
+  Napi::Value BudgetLimit(const Napi::CallbackInfo& info);
   // bind_fds.cc
   Napi::Value OpenFile(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);

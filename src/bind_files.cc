@@ -1,5 +1,6 @@
-// files: warm, residency or evict many files by path in one job, one settle
-// per batch (see files.h for the work on each file).
+// files: warm, residency, evict, map or restore many files by path in one
+// job, one settle per batch (see files.h for the work on each file); and the
+// budget several of those jobs share.
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,11 +19,20 @@ namespace {
 constexpr int kFilesPerSlice = 32;
 
 const char* FilesSyscall(FilesOp op) {
-  return op == FilesOp::kWarm ? "sendfile" : op == FilesOp::kEvict ? "posix_fadvise" : "open";
+  switch (op) {
+    case FilesOp::kWarm:
+    case FilesOp::kRestore:
+      return "sendfile";
+    case FilesOp::kEvict:
+      return "posix_fadvise";
+    default:
+      return "open";
+  }
 }
 
-// A batch of paths, worked on in order. A file being warmed keeps its
-// descriptor across slices, one chunk a slice.
+// A batch of paths, worked on in order. A file being read keeps its
+// descriptor across slices, one chunk a slice. Once the budget runs out the
+// remaining files are not opened (their outcomes say `stopped`).
 class FilesJob : public Job {
  public:
   FilesJob(FilesOp op, const TestFlags& flags) : Job(FilesSyscall(op)), op_(op) {
@@ -30,6 +40,7 @@ class FilesJob : public Job {
   }
 
   std::vector<std::string> paths;
+  std::vector<FileSpec> specs;  // restore: one per path
   FilesRules rules;
 
  protected:
@@ -37,20 +48,25 @@ class FilesJob : public Job {
     for (int n = 0; n < kFilesPerSlice && next_ < paths.size(); n++) {
       if (!in_progress_) {
         outcomes_.emplace_back();
-        if (task_.Begin(paths[next_], op_, rules, &outcomes_.back())) {
-          task_.End();
+        FileOutcome* out = &outcomes_.back();
+        if (stopped_) {
+          out->stopped = true;
           next_++;
+          continue;
+        }
+        const FileSpec* spec = specs.empty() ? nullptr : &specs[next_];
+        if (task_.Begin(paths[next_], op_, rules, spec, out)) {
+          Finish(out);
           continue;
         }
         in_progress_ = true;
       }
-      // One chunk of the file being warmed, then the slice ends.
+      // One chunk of the file being read, then the slice ends.
       if (task_.Continue(Pool::Get().chunk_size(), &warm_, &outcomes_.back())) {
-        task_.End();
         in_progress_ = false;
-        next_++;
+        Finish(&outcomes_.back());
       }
-      return next_ < paths.size() ? Slice::kMore : Slice::kDone;
+      break;
     }
     return next_ < paths.size() ? Slice::kMore : Slice::kDone;
   }
@@ -58,21 +74,71 @@ class FilesJob : public Job {
   Napi::Value Value(Napi::Env env) override { return FileOutcomesValue(env, outcomes_); }
 
  private:
+  void Finish(FileOutcome* out) {
+    task_.End();
+    if (out->stopped) stopped_ = true;
+    next_++;
+  }
+
   FilesOp op_;
   WarmState warm_;
   FileTask task_;
   bool in_progress_ = false;
+  bool stopped_ = false;
   size_t next_ = 0;
   std::vector<FileOutcome> outcomes_;
 };
 
+// A Budget held by JS: an External owning one reference to it.
+Napi::Value BudgetValue(Napi::Env env, std::shared_ptr<Budget> budget) {
+  auto* held = new std::shared_ptr<Budget>(std::move(budget));
+  return Napi::External<std::shared_ptr<Budget>>::New(
+      env, held, [](Napi::Env, std::shared_ptr<Budget>* b) { delete b; });
+}
+
+// The Budget behind an External from budget(), or null (a JS exception pending).
+std::shared_ptr<Budget> ArgBudget(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsExternal()) {
+    NAPI_THROW(Napi::TypeError::New(info.Env(), "pagewarm: expected a budget"), nullptr);
+  }
+  return *info[i].As<Napi::External<std::shared_ptr<Budget>>>().Data();
+}
+
+// Reads a restore's specs: per path [dev, ino high, ino low, size, mtime s,
+// mtime ns, n, then n (first page, pages) pairs].
+bool ReadSpecs(const Napi::Env& env, const Napi::Value& v, size_t count, std::vector<FileSpec>* out) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    NAPI_THROW(Napi::TypeError::New(env, "pagewarm: specs must be a Float64Array"), false);
+  }
+  Napi::Float64Array a = v.As<Napi::Float64Array>();
+  const double* d = a.Data();
+  size_t n = a.ElementLength(), at = 0;
+  out->resize(count);
+  for (size_t i = 0; i < count; i++) {
+    if (at + 7 > n) NAPI_THROW(Napi::RangeError::New(env, "pagewarm: specs too short"), false);
+    FileSpec& s = (*out)[i];
+    s.dev = static_cast<uint64_t>(d[at]);
+    s.ino = (static_cast<uint64_t>(d[at + 1]) << 32) | static_cast<uint64_t>(d[at + 2]);
+    s.size = static_cast<int64_t>(d[at + 3]);
+    s.mtime_sec = static_cast<int64_t>(d[at + 4]);
+    s.mtime_nsec = static_cast<int64_t>(d[at + 5]);
+    size_t pairs = static_cast<size_t>(d[at + 6]);
+    at += 7;
+    if (at + 2 * pairs > n) NAPI_THROW(Napi::RangeError::New(env, "pagewarm: specs too short"), false);
+    s.ranges.assign(d + at, d + at + 2 * pairs);
+    at += 2 * pairs;
+  }
+  return true;
+}
+
 }  // namespace
 
-// files(op, paths, offset, length, maxSize, flags, id)
-//   -> Promise<{ data: Float64Array, syscalls: string[] }> | {errno, syscall}
-// op: 0 warm, 1 residency, 2 evict. flags: 1 follow symbolic links, 2 take
-// block devices. maxSize -1: no limit. One outcome per path, in order (see
-// FileOutcomesValue).
+// files(op, paths, offset, length, maxSize, flags, id, budget?, specs?)
+//   -> Promise<{ data, syscalls, ranges }> | {errno, syscall}
+// op: 0 warm, 1 residency, 2 evict, 3 map, 4 restore. flags: 1 follow
+// symbolic links, 2 take block devices. maxSize -1: no limit. budget: an
+// External from budget(), or undefined. specs (restore): see ReadSpecs. One
+// outcome per path, in order (see FileOutcomesValue).
 Napi::Value Binding::Files(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t op, offset, length, max_size, flags;
@@ -80,21 +146,25 @@ Napi::Value Binding::Files(const Napi::CallbackInfo& info) {
   if (!ArgInt64(info, 0, &op) || !ArgInt64(info, 2, &offset) || !ArgInt64(info, 3, &length) ||
       !ArgInt64(info, 4, &max_size) || !ArgInt64(info, 5, &flags) || !ArgJobId(info, 6, &id))
     return Napi::Value();
-  if (op < 0 || op > 2) NAPI_THROW(Napi::RangeError::New(env, "pagewarm: bad op"), Napi::Value());
-  if (offset < 0) {
-    return SysErrorValue(env, SysResult::Fail(EINVAL, FilesSyscall(static_cast<FilesOp>(op))));
-  }
+  if (op < 0 || op > 4) NAPI_THROW(Napi::RangeError::New(env, "pagewarm: bad op"), Napi::Value());
+  FilesOp files_op = static_cast<FilesOp>(op);
+  if (offset < 0) return SysErrorValue(env, SysResult::Fail(EINVAL, FilesSyscall(files_op)));
   if (!info[1].IsArray()) {
     NAPI_THROW(Napi::TypeError::New(env, "pagewarm: paths must be an array"), Napi::Value());
   }
-  std::unique_ptr<FilesJob> job(new FilesJob(static_cast<FilesOp>(op), test_flags));
+  std::unique_ptr<FilesJob> job(new FilesJob(files_op, test_flags));
   job->rules.offset = offset;
   job->rules.length = length;
   job->rules.max_size = max_size;
   job->rules.follow = (flags & 1) != 0;
   job->rules.block_devices = (flags & 2) != 0;
+  if (info.Length() > 7 && !info[7].IsUndefined()) {
+    job->rules.budget = ArgBudget(info, 7);
+    if (!job->rules.budget) return Napi::Value();
+  }
   Napi::Array paths = info[1].As<Napi::Array>();
   uint32_t count = paths.Length();
+  if (files_op == FilesOp::kRestore && !ReadSpecs(env, info[8], count, &job->specs)) return Napi::Value();
   job->paths.reserve(count);
   for (uint32_t i = 0; i < count; i++) {
     Napi::Value v = paths.Get(i);
@@ -105,6 +175,28 @@ Napi::Value Binding::Files(const Napi::CallbackInfo& info) {
   }
   job->id = id;
   return queue->Submit(env, job.release());
+}
+
+// budget(limit) -> External: bytes the jobs given it may read from the disk.
+Napi::Value Binding::NewBudget(const Napi::CallbackInfo& info) {
+  int64_t limit;
+  if (!ArgInt64(info, 0, &limit)) return Napi::Value();
+  auto budget = std::make_shared<Budget>();
+  budget->limit.store(limit);
+  return BudgetValue(info.Env(), std::move(budget));
+}
+
+// budgetLimit(budget, limit?) -> bytes read so far. With a limit, sets it
+// first (a lower limit stops the jobs at their next file or range).
+Napi::Value Binding::BudgetLimit(const Napi::CallbackInfo& info) {
+  std::shared_ptr<Budget> budget = ArgBudget(info, 0);
+  if (!budget) return Napi::Value();
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    int64_t limit;
+    if (!ArgInt64(info, 1, &limit)) return Napi::Value();
+    budget->limit.store(limit);
+  }
+  return CountValue(info.Env(), budget->used.load());
 }
 
 }  // namespace pagewarm

@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <vector>
@@ -168,6 +169,64 @@ SysResult QueryResidency(const FdRef& file, int64_t offset, int64_t length, Resi
     return SysResult::Ok(0);
   }
   return MincoreResidency(file, offset, length, out);
+}
+
+SysResult ResidentRanges(const FdRef& file, std::vector<int64_t>* ranges, ResidencySource* source) {
+  *source = ResidencySource::kUnknown;
+  int64_t ps = PageSize();
+  int64_t size = file.size();
+  int64_t total_pages = (size + ps - 1) / ps;
+  if (total_pages == 0) {
+    if (MincoreTellsTruth(file)) *source = ResidencySource::kMincore;
+    return SysResult::Ok(0);
+  }
+  // One cachestat answers for a file wholly resident or wholly not (most of
+  // them), without a mapping; mincore reads the pages of the rest.
+  if (HaveCachestat()) {
+    CachestatInfo cs;
+    if (Cachestat(file.fd(), 0, size, &cs) != 0) {
+      if (errno == EPERM) return SysResult::Ok(0);  // not told: unknown
+      return SysResult::Fail(errno, "cachestat");
+    }
+    int64_t cached = static_cast<int64_t>(cs.nr_cache);
+    if (cached == 0 || cached >= total_pages) {
+      *source = ResidencySource::kMincore;  // page-exact all the same
+      if (cached > 0) {
+        ranges->push_back(0);
+        ranges->push_back(total_pages);
+      }
+      return SysResult::Ok(0);
+    }
+  }
+  if (!MincoreTellsTruth(file)) return SysResult::Ok(0);
+  *source = ResidencySource::kMincore;
+  int64_t window_pages = kMincoreWindow / ps;
+  std::vector<unsigned char> vec(static_cast<size_t>(std::min(window_pages, total_pages)));
+  int64_t run_start = -1;  // the first page of the run of resident pages being read
+  for (int64_t first = 0; first < total_pages; first += window_pages) {
+    int64_t pages = std::min(window_pages, total_pages - first);
+    int64_t span = std::min(pages * ps, size - first * ps);
+    void* addr = mmap(nullptr, span, PROT_READ, MAP_SHARED, file.fd(), first * ps);
+    if (addr == MAP_FAILED) return SysResult::Fail(errno, "mmap");
+    int rc = mincore(addr, span, vec.data());
+    int err = errno;
+    munmap(addr, span);
+    if (rc != 0) return SysResult::Fail(err, "mincore");
+    for (int64_t i = 0; i < pages; i++) {
+      bool resident = (vec[i] & 1) != 0;
+      if (resident && run_start < 0) run_start = first + i;
+      if (!resident && run_start >= 0) {
+        ranges->push_back(run_start);
+        ranges->push_back(first + i - run_start);
+        run_start = -1;
+      }
+    }
+  }
+  if (run_start >= 0) {
+    ranges->push_back(run_start);
+    ranges->push_back(total_pages - run_start);
+  }
+  return SysResult::Ok(0);
 }
 
 bool FullyResident(int fd, int64_t offset, int64_t length) {

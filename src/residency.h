@@ -8,6 +8,7 @@
 // kUnknown, never as a claim of residency.
 #pragma once
 #include <cstdint>
+#include <vector>
 #include "fd_ref.h"
 #include "sys_result.h"
 
@@ -51,6 +52,12 @@ bool UptodateNow(int fd, int64_t offset, int64_t length);
 
 // FullyResident() (cheap, rules out most cold ranges) and then UptodateNow().
 bool ReadableWithoutWaiting(int fd, int64_t offset, int64_t length);
+
+// The resident pages of the whole file, page by page: (first page, pages)
+// pairs appended to *ranges, in order, from mincore(2) over bounded mappings.
+// *source is kMincore, or kUnknown (nothing appended) where the kernel would
+// not tell this caller the truth (see QueryResidency).
+SysResult ResidentRanges(const FdRef& file, std::vector<int64_t>* ranges, ResidencySource* source);
 
 // Whether this kernel has cachestat(2) (probed once, then cached).
 bool HaveCachestat();

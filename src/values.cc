@@ -75,9 +75,13 @@ Napi::Value CapabilitiesValue(Napi::Env env, bool cachestat, int64_t page_size) 
 
 Napi::Value FileOutcomesValue(Napi::Env env, const std::vector<FileOutcome>& outcomes) {
   size_t n = outcomes.size();
+  size_t pairs = 0;
+  for (const FileOutcome& o : outcomes) pairs += o.ranges.size();
   Napi::Float64Array data = Napi::Float64Array::New(env, n * kFileOutcomeFields);
+  Napi::Float64Array ranges = Napi::Float64Array::New(env, pairs);
   Napi::Array syscalls = Napi::Array::New(env, n);
   double* d = data.Data();
+  double* r = ranges.Data();
   for (size_t i = 0; i < n; i++) {
     const FileOutcome& o = outcomes[i];
     double* f = d + i * kFileOutcomeFields;
@@ -91,11 +95,18 @@ Napi::Value FileOutcomesValue(Napi::Env env, const std::vector<FileOutcome>& out
     f[7] = static_cast<double>(o.resident_before);
     f[8] = static_cast<double>(o.resident_after);
     f[9] = static_cast<double>(static_cast<int>(o.source));
+    f[10] = static_cast<double>(o.mtime_sec);
+    f[11] = static_cast<double>(o.mtime_nsec);
+    f[12] = static_cast<double>(o.read_bytes);
+    f[13] = o.stopped ? 1 : 0;
+    f[14] = static_cast<double>(o.ranges.size() / 2);
+    for (int64_t x : o.ranges) *r++ = static_cast<double>(x);
     if (o.err > 0) syscalls.Set(static_cast<uint32_t>(i), o.syscall);
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("data", data);
   o.Set("syscalls", syscalls);
+  o.Set("ranges", ranges);
   return o;
 }
 

@@ -31,12 +31,16 @@ Napi::Value WithBytesSent(Napi::Value reason, int64_t sent);
 // recentlyEvicted, source }, null where the source cannot tell.
 Napi::Value ResidencyValue(Napi::Env env, const Residency& r);
 
-// files(): { data, syscalls }. data: Float64Array, kFileOutcomeFields numbers
-// per file: err (0, errno, or -1 skipped as too large), size, bytes, dev,
-// ino high 32 bits, ino low 32 bits, pages, resident before, resident after
-// (-1: the kernel would not say), source (0 cachestat, 1 mincore, 2
-// unknown). syscalls: the failed call's name at a failed file's index.
-constexpr int kFileOutcomeFields = 10;
+// files(): { data, syscalls, ranges }. data: Float64Array, kFileOutcomeFields
+// numbers per file: err (0, errno, -1 skipped as too large, -2 changed since
+// the snapshot), size, bytes, dev, ino high 32 bits, ino low 32 bits, pages,
+// resident before, resident after (-1: the kernel would not say), source (0
+// cachestat, 1 mincore, 2 unknown), mtime seconds, mtime nanoseconds, bytes
+// read from the disk, stopped by the budget (1/0), resident ranges (pairs in
+// `ranges`, in file order). syscalls: the failed call's name at a failed
+// file's index. ranges: every file's (first page, pages) pairs, one after
+// the other.
+constexpr int kFileOutcomeFields = 15;
 Napi::Value FileOutcomesValue(Napi::Env env, const std::vector<FileOutcome>& outcomes);
 
 // stats(): the process-wide counters, the pool's state and its chunk size.

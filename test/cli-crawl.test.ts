@@ -2,14 +2,14 @@
 // globs (names, paths, whole directories pruned), --max-size, --files-from
 // (a file or standard input, newline- or NUL-separated, with directories
 // walked), files vanishing between the walk and their turn, and the globs
-// themselves (lib/cli/glob.ts) against fnmatch's rules.
+// themselves (lib/files/glob.ts) against fnmatch's rules.
 import t from 'tap';
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { main, type JsonReport } from '../lib/cli/main';
-import { compileGlob } from '../lib/cli/glob';
+import { compileGlob } from '../lib/files/glob';
 import { makeFile, scratchDir } from './helpers';
 
 t.setTimeout(120_000);

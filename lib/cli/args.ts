@@ -3,7 +3,7 @@
  * that turn argv into {@link Options} or a {@link UsageError}.
  */
 import { parseArgs } from 'node:util';
-import { compileGlob, type Glob } from './glob';
+import { compileGlob, type Glob } from '../files/glob';
 
 /** Where the command writes; `isTTY` on stderr turns the progress bar on. */
 export interface CliStreams {
@@ -14,11 +14,16 @@ export interface CliStreams {
 /** `pagewarm --help`. */
 export const USAGE = `Usage: pagewarm <warm|stat|evict> [options] PATH...
        pagewarm <warm|stat|evict> [options] --files-from FILE [PATH...]
+       pagewarm snapshot [options] PATH... -o FILE
+       pagewarm restore [options] FILE
 
 Commands:
   warm     bring files into the page cache (on pagewarm's threads, no copy)
   stat     report how much of each file is in the page cache
   evict    drop the files' clean pages from the page cache
+  snapshot record which pages of the files are cached, into FILE (a hot set)
+  restore  read back the pages of a hot set that are not cached, of the
+           files that are unchanged since
 
 Directories are walked recursively. Options:
   -d, --max-depth N   descend at most N directory levels below each PATH
@@ -36,6 +41,10 @@ Directories are walked recursively. Options:
   -i, --exclude GLOB  skip files and directories whose name matches GLOB
                       (repeatable; a directory's whole tree is skipped)
   -m, --max-size N    skip files larger than N bytes (64K, 2G, ...)
+  -b, --budget N|P%   warm, restore: read at most N bytes from the disk, or
+                      P% of the memory this process can fill (the lower of
+                      MemAvailable and its memory cgroup's headroom)
+  -o FILE, --output FILE   snapshot: the hot set file to write (atomically)
   -f, --files-from F  also take the paths listed in file F, one a line
                       ('-': standard input); directories in it are walked
   -0, --null          the list's paths end in NUL, not newline (find -print0)
@@ -53,7 +62,8 @@ rest are still handled), 2 bad usage, 130 interrupted.
 `;
 
 /** The command's subcommands. */
-export type Command = 'warm' | 'stat' | 'evict';
+export type Command = 'warm' | 'stat' | 'evict' | 'snapshot' | 'restore';
+const COMMANDS: readonly Command[] = ['warm', 'stat', 'evict', 'snapshot', 'restore'];
 
 /** A command line, checked. */
 export interface Options {
@@ -80,6 +90,10 @@ export interface Options {
   filesFrom: string | undefined;
   /** The list's paths are NUL-terminated. */
   nul: boolean;
+  /** --budget: bytes, or a percentage such as '50%'. */
+  budget: number | string | undefined;
+  /** snapshot: the file written. */
+  output: string | undefined;
   /** Draw the progress bar: stderr is a terminal and nothing turned it off. */
   progress: boolean;
   json: boolean;
@@ -113,6 +127,8 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
         exclude: { type: 'string', short: 'i', multiple: true },
         'max-size': { type: 'string', short: 'm' },
         'files-from': { type: 'string', short: 'f' },
+        budget: { type: 'string', short: 'b' },
+        output: { type: 'string' },
         null: { type: 'boolean', short: '0' },
         'cross-mounts': { type: 'boolean' },
         verbose: { type: 'boolean', short: 'v' },
@@ -130,12 +146,20 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
   if (v.help) return 'help';
   if (v.version) return 'version';
   const [command, ...paths] = parsed.positionals;
-  if (command === undefined) throw new UsageError('missing command: warm, stat or evict');
-  if (command !== 'warm' && command !== 'stat' && command !== 'evict') {
-    throw new UsageError(`unknown command '${command}': use warm, stat or evict`);
+  if (command === undefined) throw new UsageError('missing command: warm, stat, evict, snapshot or restore');
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    throw new UsageError(`unknown command '${command}': use warm, stat, evict, snapshot or restore`);
   }
+  const cmd = command as Command;
   const filesFrom = v['files-from'];
-  if (paths.length === 0 && filesFrom === undefined) throw new UsageError(`${command}: missing PATH`);
+  if (paths.length === 0 && filesFrom === undefined) throw new UsageError(`${command}: missing ${cmd === 'restore' ? 'FILE' : 'PATH'}`);
+  // -o is --offset for the others, the output file for snapshot.
+  const output = cmd === 'snapshot' ? v.output ?? v.offset : v.output;
+  if (cmd === 'snapshot' && output === undefined) throw new UsageError('snapshot: missing -o FILE');
+  if (cmd !== 'snapshot' && v.output !== undefined) throw new UsageError('--output is for snapshot');
+  if (cmd === 'restore' && paths.length !== 1) throw new UsageError('restore: one FILE');
+  if (v.budget !== undefined && cmd !== 'warm' && cmd !== 'restore') throw new UsageError('--budget is for warm and restore');
+  const budget = v.budget === undefined ? undefined : /%\s*$/.test(v.budget) ? v.budget.trim() : parseBytes(v.budget, 'budget');
   if (v.null === true && filesFrom === undefined) throw new UsageError('--null needs --files-from');
   const globs = (list: string[] | undefined, name: string): Glob[] =>
     (list ?? []).map((g) => {
@@ -143,10 +167,12 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
       return compileGlob(g);
     });
   return {
-    command,
+    command: cmd,
     paths,
+    budget,
+    output,
     maxDepth: v['max-depth'] === undefined ? Infinity : parseInteger(v['max-depth'], 'max-depth', 0, Number.MAX_SAFE_INTEGER),
-    offset: v.offset === undefined ? 0 : parseBytes(v.offset, 'offset'),
+    offset: v.offset === undefined || cmd === 'snapshot' ? 0 : parseBytes(v.offset, 'offset'),
     length: v.length === undefined ? undefined : parseBytes(v.length, 'length'),
     threads: v.threads === undefined ? undefined : parseInteger(v.threads, 'threads', 1, 256),
     dereference: v.dereference === true,

@@ -20,7 +20,9 @@ import { capabilities, configure } from '../core/config';
 import { batches, toPlan, type FileReport } from '../files/each';
 import { packageRoot } from '../core/native';
 import { parseOptions, UsageError, USAGE, type CliStreams, type Options } from './args';
-import { Walk } from './walk';
+import { Walk } from '../files/walk';
+import { Budget, toBudgetSpec } from '../files/budget';
+import { runHotSet } from './hotset';
 import { Progress } from './progress';
 import { addFile, explain, fileLine, finish, newSummary, summaryText, type FileResult, type JsonReport, type PathError } from './report';
 
@@ -58,6 +60,16 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
   }
 
   if (opts.threads !== undefined) configure({ threads: opts.threads });
+  if (opts.command === 'snapshot' || opts.command === 'restore') {
+    const controller = new AbortController();
+    const onSignal = (): void => controller.abort();
+    process.once('SIGINT', onSignal);
+    try {
+      return await runHotSet(opts, streams, controller.signal);
+    } finally {
+      process.removeListener('SIGINT', onSignal);
+    }
+  }
   const started = performance.now();
   const errors: PathError[] = [];
   const fail = (p: string, err: unknown): void => {
@@ -114,7 +126,8 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
   const files: FileResult[] = []; // kept for --json and -v only
   const keep = opts.json || opts.verbose;
   const summary = newSummary(opts);
-  const operation = opts.command === 'stat' ? 'residency' : opts.command;
+  let stoppedBy: 'budget' | undefined;
+  const operation = opts.command === 'stat' ? 'residency' : (opts.command as 'warm' | 'evict');
   try {
     const plan = toPlan(operation, paths, {
       offset: opts.offset,
@@ -124,10 +137,18 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
       blockDevices: true, // the walk yields block devices only where they were named
       signal: controller.signal,
     });
+    const spec = toBudgetSpec(opts.budget, '--budget');
+    if (spec) {
+      const budget = new Budget(spec);
+      plan.budget = budget.handle;
+      plan.beforeBatch = () => budget.check();
+    }
     for await (const batch of batches(plan, paths)) {
       for (const r of batch) {
+        if (r.stopped) stoppedBy = 'budget';
         if (r.error) fail(r.path, r.error);
         else if (r.skipped) walk.skipped.tooLarge++;
+        else if (r.stopped) continue;
         else if (r.duplicate) walk.skipped.hardLinks++;
         else {
           const f = fileResult(r, opts);
@@ -145,6 +166,7 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
   }
 
   finish(summary, walk, errors.length, controller.signal.aborted, performance.now() - started);
+  if (stoppedBy) summary.stoppedBy = stoppedBy;
   const caps = capabilities();
   if (opts.json) {
     const report: JsonReport = { command: opts.command, version: version(), capabilities: caps, files, errors, summary };

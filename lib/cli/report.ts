@@ -7,7 +7,7 @@ import { getSystemErrorMap } from 'node:util';
 import type { Capabilities } from '../core/config';
 import type { Residency } from '../core/residency';
 import type { Command, Options } from './args';
-import type { Walk } from './walk';
+import type { Walk } from '../files/walk';
 
 /** A file's outcome, as printed by --json. */
 export interface FileResult {
@@ -51,6 +51,8 @@ export interface Summary {
   errors: number;
   interrupted: boolean;
   elapsedMs: number;
+  /** warm --budget: warming stopped when the budget was spent. */
+  stoppedBy?: 'budget';
 }
 
 /** The whole --json document. */
@@ -161,6 +163,7 @@ export function summaryText(s: Summary, command: Command, caps: Capabilities): s
     .map(([what, n]) => `${n} ${SKIP_NAMES[what as keyof Summary['skipped']][n === 1 ? 0 : 1]}`);
   if (skipped.length > 0) out += row('Skipped', skipped.join(', '));
   if (s.errors > 0) out += row('Errors', String(s.errors));
+  if (s.stoppedBy) out += row('Stopped', 'the budget was spent');
   if (s.interrupted) out += row('Interrupted', 'yes');
   out += row('Elapsed', `${(s.elapsedMs / 1000).toPrecision(3)} seconds`);
   return out;

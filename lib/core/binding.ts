@@ -63,19 +63,27 @@ export interface NativeResidency {
 
 /**
  * What {@link Binding.files} resolves with. `data` holds FILE_OUTCOME_FIELDS
- * numbers per path: err (0; a positive errno, the failed call in
- * `syscalls` at the same index; -1 skipped as larger than maxSize), size,
- * bytes (the range clamped to the size), dev, the inode's high and low 32
- * bits, pages, resident pages before and after the work (-1 where the kernel
- * would not say), source (0 cachestat, 1 mincore, 2 unknown).
+ * numbers per path: err (0; a positive errno, the failed call in `syscalls`
+ * at the same index; -1 skipped as larger than maxSize; -2 not the file a
+ * restore expected), size, bytes (the range clamped to the size), dev, the
+ * inode's high and low 32 bits, pages, resident pages before and after the
+ * work (-1 where the kernel would not say), source (0 cachestat, 1 mincore,
+ * 2 unknown), mtime seconds and nanoseconds, bytes read from the disk, 1 when
+ * the budget stopped the work at or before this file, and the number of
+ * resident (first page, pages) pairs the file has in `ranges` (op 3), which
+ * holds every file's pairs one after the other.
  */
 export interface FileOutcomes {
   data: Float64Array;
   syscalls: Array<string | undefined>;
+  ranges: Float64Array;
 }
 
 /** Numbers per path in {@link FileOutcomes.data}. */
-export const FILE_OUTCOME_FIELDS = 10;
+export const FILE_OUTCOME_FIELDS = 15;
+
+/** A budget shared by files() jobs: opaque (a native External, or the fallback's object). */
+export type BudgetHandle = { readonly __budget: unique symbol } | object;
 
 /** The binding's counters: the public {@link Stats}, field for field. */
 export type NativeStats = Stats;
@@ -105,13 +113,23 @@ export interface Binding {
   residencySync(fd: number, offset: number, length: number): NativeResidency | NativeFailure;
   advise(fd: number, offset: number, length: number, advice: number): undefined | NativeFailure;
   /**
-   * Warms (op 0), asks the residency of (1) or evicts (2) each of `paths`,
-   * opening, describing and closing every file off the JS thread, many files
-   * a job: one settle for the batch. flags: 1 follow a final symbolic link
-   * (else ELOOP), 2 take block devices (else EINVAL). maxSize -1: no limit.
+   * Warms (op 0), asks the residency of (1), evicts (2), maps the resident
+   * pages of (3) or restores listed pages of (4) each of `paths`, opening,
+   * describing and closing every file off the JS thread, many files a job:
+   * one settle for the batch. flags: 1 follow a final symbolic link (else
+   * ELOOP), 2 take block devices (else EINVAL). maxSize -1: no limit.
+   * `budget` (from {@link Binding.budget}): warming and restoring stop, file
+   * by file (restore: range by range), once it is spent. `specs` (op 4): per
+   * path `[dev, ino high, ino low, size, mtime s, mtime ns, n, then n
+   * (first page, pages) pairs]`; a file that differs is not read.
    * Resolves with one outcome per path, in order: see {@link FileOutcomes}.
    */
-  files(op: 0 | 1 | 2, paths: string[], offset: number, length: number, maxSize: number, flags: number, id: number): Promise<FileOutcomes> | NativeFailure;
+  files(op: 0 | 1 | 2 | 3 | 4, paths: string[], offset: number, length: number, maxSize: number, flags: number, id: number,
+    budget?: BudgetHandle, specs?: Float64Array): Promise<FileOutcomes> | NativeFailure;
+  /** A budget of `limit` bytes that may be read from the disk, shared by the files() jobs given it. */
+  budget(limit: number): BudgetHandle;
+  /** Bytes read so far against `budget`; with `limit`, sets its limit first. */
+  budgetLimit(budget: BudgetHandle, limit?: number): number;
   /**
    * Reads `[position, position + length)` into `buffer` at `offset`, only
    * what the page cache already holds (preadv2 with RWF_NOWAIT): EAGAIN when

@@ -4,7 +4,7 @@
  * job), and come back one settle per batch. {@link eachFile} is the
  * per-file view every many-files call (files.ts) and the CLI are built on.
  */
-import { FILE_OUTCOME_FIELDS, type FileOutcomes } from '../core/binding';
+import { FILE_OUTCOME_FIELDS, type BudgetHandle, type FileOutcomes } from '../core/binding';
 import { binding, nextId } from '../core/native';
 import { settle } from '../core/settle';
 import { stats } from '../core/config';
@@ -55,6 +55,10 @@ export interface FileReport {
   source: 'cachestat' | 'mincore' | 'unknown';
   /** Device and inode, as `${dev}:${ino}`: what hard links share. */
   id: string;
+  /** 'warm': bytes of the range that were not in the page cache and were read (the whole range where the kernel will not say). */
+  readBytes: number;
+  /** The budget ran out at or before this file: it was not (or not wholly) warmed. */
+  stopped: boolean;
 }
 
 const OPS = { warm: 0, residency: 1, evict: 2 } as const;
@@ -63,14 +67,28 @@ const SOURCES = ['cachestat', 'mincore', 'unknown'] as const;
 const FIRST_BATCH = 16;
 const MAX_BATCH = 256;
 
-/** The checked options. */
-interface Plan {
-  op: 0 | 1 | 2;
+/** The checked options. @internal */
+export interface Plan {
+  op: 0 | 1 | 2 | 3 | 4;
   offset: number;
   length: number;
   maxSize: number;
   flags: number;
   signal: AbortSignal | undefined;
+  /** Warming and restoring stop once it is spent (see budget.ts). */
+  budget?: BudgetHandle;
+  /** Called before each batch is sent (a budget re-reads memory there). */
+  beforeBatch?: () => void;
+  /** Restore: the specs of a batch's paths (see Binding.files). */
+  specs?: (paths: string[]) => Float64Array;
+}
+
+/** One batch's paths and what the binding said of them. @internal */
+export interface Batch {
+  paths: string[];
+  outcomes: FileOutcomes;
+  /** The budget stopped the work in this batch: no batch after it was sent. */
+  stopped: boolean;
 }
 
 /** Checks `paths` (an iterable or async iterable) and the options; throws TypeError / RangeError. @internal */
@@ -126,12 +144,25 @@ export async function* eachFile(operation: FilesOperation, paths: Iterable<strin
  * await a batch, not one a file: the CLI and the sums take them so). @internal
  */
 export async function* batches(plan: Plan, paths: Iterable<string> | AsyncIterable<string>): AsyncGenerator<FileReport[], void, undefined> {
+  const seen = new Set<string>();
+  for await (const b of rawBatches(plan, paths)) {
+    const reports = new Array<FileReport>(b.paths.length);
+    for (let i = 0; i < b.paths.length; i++) reports[i] = report(b.paths[i]!, b.outcomes, i, seen);
+    yield reports;
+  }
+}
+
+/**
+ * The batches themselves, in order, as the binding answered them; no batch
+ * is sent after one the budget stopped. @internal
+ */
+export async function* rawBatches(plan: Plan, paths: Iterable<string> | AsyncIterable<string>): AsyncGenerator<Batch, void, undefined> {
   const source = Symbol.asyncIterator in paths ? (paths as AsyncIterable<string>)[Symbol.asyncIterator]() : undefined;
   const sync = source ? undefined : (paths as Iterable<string>)[Symbol.iterator]();
   const inFlight: Array<{ id: number; paths: string[]; done: Promise<FileOutcomes> }> = [];
   const most = Math.max(2, stats().configuredThreads * 2);
-  const seen = new Set<string>();
   let size = FIRST_BATCH;
+  let stopped = false;
   let exhausted = false;
   let index = 0;
   const array = Array.isArray(paths) ? (paths as unknown[]) : undefined;
@@ -163,11 +194,13 @@ export async function* batches(plan: Plan, paths: Iterable<string> | AsyncIterab
   };
   try {
     for (;;) {
-      while (!exhausted && inFlight.length < most) {
+      while (!exhausted && !stopped && inFlight.length < most) {
         const batch = await take();
         if (batch.length === 0) break;
+        plan.beforeBatch?.();
         const id = nextId();
-        const done = settle(binding.files(plan.op, batch, plan.offset, plan.length, plan.maxSize, plan.flags, id), id, plan.signal);
+        const specs = plan.specs?.(batch);
+        const done = settle(binding.files(plan.op, batch, plan.offset, plan.length, plan.maxSize, plan.flags, id, plan.budget, specs), id, plan.signal);
         done.catch(() => {}); // awaited in turn below; never an unhandled rejection meanwhile
         inFlight.push({ id, paths: batch, done });
       }
@@ -176,9 +209,10 @@ export async function* batches(plan: Plan, paths: Iterable<string> | AsyncIterab
       const outcomes = await first.done;
       // Aborted while this batch settled: nothing more is reported.
       throwIfAborted(plan.signal);
-      const reports = new Array<FileReport>(first.paths.length);
-      for (let i = 0; i < first.paths.length; i++) reports[i] = report(first.paths[i]!, outcomes, i, seen);
-      yield reports;
+      let batchStopped = false;
+      for (let i = 0; i < first.paths.length && !batchStopped; i++) batchStopped = outcomes.data[i * FILE_OUTCOME_FIELDS + 13] === 1;
+      stopped ||= batchStopped;
+      yield { paths: first.paths, outcomes, stopped: batchStopped };
     }
   } finally {
     // Stopped early (a break, an error, an abort): cancel what is still running.
@@ -207,6 +241,8 @@ function report(path: string, { data, syscalls }: FileOutcomes, i: number, seen:
     residentPages: after < 0 ? null : after,
     source: SOURCES[f[9]!] ?? 'unknown',
     id,
+    readBytes: f[12]!,
+    stopped: f[13] === 1,
   };
   if (err > 0) {
     const e = systemError({ errno: err, syscall: syscalls[i] ?? 'open' });
@@ -216,6 +252,7 @@ function report(path: string, { data, syscalls }: FileOutcomes, i: number, seen:
     return r;
   }
   if (err === -1) r.skipped = 'max-size';
+  if (r.stopped || err === -2) return r; // not done: never counted, never a duplicate of a later path
   if (seen.has(id)) r.duplicate = true;
   else seen.add(id);
   return r;

@@ -6,6 +6,7 @@ import { capabilities } from '../core/config';
 import { invalidArgType } from '../core/errors';
 import { throwIfAborted, toOptions } from '../core/validate';
 import { batches, toPlan, type EachFileOptions, type FileReport, type FilesOperation } from './each';
+import { Budget, toBudgetSpec } from './budget';
 
 /** How far a many-files call has got, for `onProgress`. */
 export interface FilesProgress {
@@ -26,6 +27,14 @@ export interface FilesOptions extends EachFileOptions {
   onProgress?: (progress: FilesProgress) => void;
   /** Default 100. 0: after every batch. */
   progressIntervalMs?: number;
+  /**
+   * warmFiles: the most to read from the disk (bytes that were not resident),
+   * as a byte count or a percentage of the memory this process can fill (the
+   * lower of MemAvailable and its memory cgroup's headroom, re-read before
+   * every batch; see docs/api.md). At the budget warming stops, file by file,
+   * and the result says `stoppedBy: 'budget'`. Default: none.
+   */
+  budget?: number | string;
 }
 
 /** A path that could not be worked on, and why. */
@@ -44,6 +53,8 @@ export interface FilesResult {
   failed: FileFailure[];
   /** Files left out by `maxSize`. */
   skipped: number;
+  /** Why warming stopped before every file was done: the budget was spent. */
+  stoppedBy?: 'budget';
 }
 
 /** What {@link warmFiles} resolves with. */
@@ -82,7 +93,9 @@ export interface FilesResidencyResult extends FilesResult {
  */
 export async function warmFiles(paths: Iterable<string> | AsyncIterable<string>, options?: FilesOptions): Promise<WarmFilesResult> {
   const sum = await total('warm', paths, options);
-  return { files: sum.files, bytes: sum.bytes, warmedBytes: sum.warmedBytes, failed: sum.failed, skipped: sum.skipped };
+  const r: WarmFilesResult = { files: sum.files, bytes: sum.bytes, warmedBytes: sum.warmedBytes, failed: sum.failed, skipped: sum.skipped };
+  if (sum.stoppedBy) r.stoppedBy = sum.stoppedBy;
+  return r;
 }
 
 /**
@@ -131,12 +144,16 @@ function add(sum: Sum, r: FileReport, operation: FilesOperation): void {
     sum.skipped++;
     return;
   }
+  if (operation === 'warm') sum.warmedBytes += r.readBytes;
+  if (r.stopped) {
+    sum.stoppedBy = 'budget';
+    return;
+  }
   if (r.duplicate) return;
   sum.files++;
   sum.bytes += r.bytes;
   const before = r.residentPagesBefore;
   const after = r.residentPages;
-  if (operation === 'warm') sum.warmedBytes += before === null ? r.bytes : r.bytes - pageBytes(before, r);
   if (operation === 'evict' && before !== null && after !== null) sum.evictedBytes += pageBytes(before, r) - pageBytes(after, r);
   if (after === null) sum.unknown++;
   else sum.residentBytes += pageBytes(after, r);
@@ -154,6 +171,12 @@ async function total(operation: FilesOperation, paths: Iterable<string> | AsyncI
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgType('options.onProgress', 'of type function', onProgress);
   const interval = o.progressIntervalMs ?? 100;
   if (typeof interval !== 'number' || !(interval >= 0)) throw invalidArgType('options.progressIntervalMs', 'a number >= 0', interval);
+  const spec = toBudgetSpec(o.budget);
+  if (spec && operation === 'warm') {
+    const budget = new Budget(spec);
+    plan.budget = budget.handle;
+    plan.beforeBatch = () => budget.check();
+  }
   throwIfAborted(plan.signal);
 
   const sum: Sum = { files: 0, bytes: 0, failed: [], skipped: 0, warmedBytes: 0, evictedBytes: 0, residentBytes: 0, unknown: 0 };

@@ -1,6 +1,7 @@
 /**
- * The walk of the command's PATHs: the regular files under each (block
- * devices only when named), and what was skipped. It reads each directory
+ * The walk of directory trees (the command's PATHs, snapshot()'s paths):
+ * the regular files under each (block devices only when named), and what
+ * was skipped. It reads each directory
  * once with its entries' types (readdir with file types: no stat per file;
  * see BENCHMARKS.md for the walks compared), stats only directories (for
  * mounts and loops) and, with -L, symbolic links. Hard links are found
@@ -8,7 +9,23 @@
  * It runs on the calling thread with synchronous fs calls.
  */
 import * as fs from 'node:fs';
-import type { Options } from './args';
+import type { Glob } from './glob';
+
+/** How to walk. */
+export interface WalkOptions {
+  /** The paths walked when none are given to run() / walk(). */
+  paths: string[];
+  /** Directory levels to descend below each path; Infinity: no limit. */
+  maxDepth: number;
+  /** Follow symbolic links (loops end; a directory is entered once). */
+  dereference: boolean;
+  /** Enter directories on other filesystems than the path's. */
+  crossMounts: boolean;
+  /** When any, only files whose name (or path below the walked path) matches one are taken. */
+  include: Glob[];
+  /** Files and directories matching one are skipped. */
+  exclude: Glob[];
+}
 
 /** The walk: regular files under each PATH, and what it skipped. */
 export class Walk {
@@ -25,7 +42,7 @@ export class Walk {
    * @param note Called with a message about a skipped PATH (a symbolic link without -L).
    */
   constructor(
-    private readonly opts: Options,
+    private readonly opts: WalkOptions,
     private readonly fail: (p: string, err: unknown) => void,
     private readonly note: (message: string) => void,
   ) {}

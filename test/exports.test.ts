@@ -36,6 +36,15 @@ import type {
   FilesResidencyResult,
   FileReport,
   FilesOperation,
+  HotSet,
+  HotFile,
+  SnapshotOptions,
+  RestoreOptions,
+  RestoreResult,
+  RestoreSkip,
+  KeepSnapshotOptions,
+  SnapshotKeeper,
+  MemoryRoom,
 } from '../lib/index';
 
 const api = fs.readFileSync(join(__dirname, '..', 'docs', 'api.md'), 'utf8');
@@ -51,7 +60,8 @@ t.test('every public type is exported and listed in docs/api.md', async (t) => {
   const listed = api.slice(api.indexOf('## Exported types'));
   const types = [
     'FileLike', 'PrepareOptions', 'WarmFileOptions', 'FilesOptions', 'EachFileOptions', 'FilesProgress', 'FilesResult',
-    'FileFailure', 'WarmFilesResult', 'EvictFilesResult', 'FilesResidencyResult', 'FileReport', 'FilesOperation', 'Residency', 'Advice', 'ConfigureOptions', 'Stats',
+    'FileFailure', 'WarmFilesResult', 'EvictFilesResult', 'FilesResidencyResult', 'FileReport', 'FilesOperation', 'HotSet', 'HotFile', 'SnapshotOptions', 'RestoreOptions', 'RestoreResult', 'RestoreSkip',
+    'KeepSnapshotOptions', 'SnapshotKeeper', 'MemoryRoom', 'Residency', 'Advice', 'ConfigureOptions', 'Stats',
     'Capabilities', 'TransferOptions', 'TransferError', 'SendFileOptions', 'SendFileResult', 'SendFileError',
     'SendFileResponseOptions', 'ServeFileOptions', 'ServeFileCacheOptions', 'ServeFileResult', 'SystemError',
     'CodedError',
@@ -63,9 +73,10 @@ t.test('every public type is exported and listed in docs/api.md', async (t) => {
   t.same(options.cache, cache);
   // Every type name above is used, so a missing export fails the type check.
   type All = [FileLike, PrepareOptions, WarmFileOptions, FilesOptions, EachFileOptions, FilesProgress, FilesResult,
-    FileFailure, WarmFilesResult, EvictFilesResult, FilesResidencyResult, FileReport, FilesOperation, Residency, Advice, ConfigureOptions, Stats, Capabilities,
+    FileFailure, WarmFilesResult, EvictFilesResult, FilesResidencyResult, FileReport, FilesOperation, HotSet, HotFile, SnapshotOptions, RestoreOptions, RestoreResult, RestoreSkip,
+    KeepSnapshotOptions, SnapshotKeeper, MemoryRoom, Residency, Advice, ConfigureOptions, Stats, Capabilities,
     TransferOptions, TransferError, SendFileOptions, SendFileResult, SendFileError, SendFileResponseOptions,
     ServeFileOptions, ServeFileCacheOptions, ServeFileResult, SystemError, CodedError];
-  const count: All['length'] = 29;
+  const count: All['length'] = 38;
   t.equal(count, types.length, 'the list and the imports agree');
 });

@@ -102,3 +102,60 @@ export function barChartSvg(panels: Panel[], options: ChartOptions): string {
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
+
+/** A line chart: a value over time per series, on a logarithmic value axis, with a reference line. */
+export interface LineChart {
+  title: string;
+  unit: string;
+  xLabel: string;
+  reference?: { value: number; label: string };
+  series: Array<{ name: string; color: string; points: Array<[number, number]> }>;
+  width?: number;
+  height?: number;
+}
+
+/** Renders a {@link LineChart} as SVG markup. */
+export function lineChartSvg(chart: LineChart): string {
+  const w = chart.width ?? 760;
+  const h = chart.height ?? 340;
+  const m = { top: 44, left: 64, right: 16, bottom: 46 + 16 * chart.series.length };
+  const pw = w - m.left - m.right;
+  const ph = h - m.top - m.bottom;
+  const xs = chart.series.flatMap((s) => s.points.map((p) => p[0]));
+  const vs = chart.series.flatMap((s) => s.points.map((p) => p[1])).concat(chart.reference ? [chart.reference.value] : []).filter((v) => v > 0);
+  const xMax = Math.max(1, ...xs);
+  const lo = Math.floor(Math.log10(Math.min(...vs, 1)));
+  const hi = Math.ceil(Math.log10(Math.max(...vs, 10)));
+  const x = (v: number): number => m.left + (v / xMax) * pw;
+  const y = (v: number): number => m.top + ph - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * ph;
+  const text = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${w}" height="${h}" fill="#fff"/>`);
+  out.push(`<text x="${w / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${text(chart.title)}</text>`);
+  for (let e = lo; e <= hi; e++) {
+    out.push(`<line x1="${m.left}" x2="${m.left + pw}" y1="${y(10 ** e)}" y2="${y(10 ** e)}" stroke="#e0e0e0"/>`);
+    out.push(`<text x="${m.left - 6}" y="${y(10 ** e) + 4}" text-anchor="end">${text(decadeLabel(e, chart.unit))}</text>`);
+  }
+  const step = xMax > 60 ? 20 : xMax > 20 ? 5 : xMax > 5 ? 1 : 0.5;
+  for (let t = 0; t <= xMax + 1e-9; t += step) {
+    out.push(`<line x1="${x(t)}" x2="${x(t)}" y1="${m.top + ph}" y2="${m.top + ph + 4}" stroke="#555"/>`);
+    out.push(`<text x="${x(t)}" y="${m.top + ph + 17}" text-anchor="middle">${shortNumber(t)}</text>`);
+  }
+  out.push(`<text x="${m.left + pw / 2}" y="${m.top + ph + 34}" text-anchor="middle">${text(chart.xLabel)}</text>`);
+  out.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#555"/>`);
+  if (chart.reference) {
+    const ry = y(chart.reference.value);
+    out.push(`<line x1="${m.left}" x2="${m.left + pw}" y1="${ry}" y2="${ry}" stroke="#000" stroke-dasharray="5,4"/>`);
+    out.push(`<text x="${m.left + pw - 4}" y="${ry - 5}" text-anchor="end">${text(chart.reference.label)}</text>`);
+  }
+  chart.series.forEach((s, i) => {
+    const d = s.points.map((p, k) => `${k === 0 ? 'M' : 'L'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join('');
+    if (d) out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8"/>`);
+    const ly = m.top + ph + 50 + 16 * i;
+    out.push(`<line x1="${m.left}" x2="${m.left + 24}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="3"/>`);
+    out.push(`<text x="${m.left + 30}" y="${ly}">${text(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,183 @@
+/**
+ * restart: how soon a service's tail latency recovers after a restart, with
+ * nothing, warmFiles of everything, restore of a hot set snapshotted before
+ * the restart, and that restore with a budget of half the hot set.
+ *
+ * The service (bench/restart/service.ts, its own process) reads
+ * Zipf-distributed ranges of 4-64 KiB (64 KiB blocks, s = 1.1, the hot
+ * blocks spread over every file) from 32 files of 64 MiB (2 GiB), 4 reads at
+ * once, and reports p50/p99 every 250 ms. First it runs unthrottled until
+ * its hot set is resident; then the disk is throttled to 50 MB/s (the
+ * service and the warming share the throttle) and its steady p99 is
+ * measured; then snapshot() records the hot set. For each strategy, a
+ * "restart" evicts every file, the strategy starts, and the time until the
+ * service's p99 is back within 2x of steady (two windows in a row) is
+ * recorded, up to a cap. The p99 over time goes to docs/restart.svg.
+ *
+ * usage: bench/restart.ts [--smoke] [--disk=throttled|unthrottled] [--cap=SECONDS]
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as pw from '../lib/index';
+import { fmt, makeFile, median, MiB, nowMs, parseFlags, printTable, printTargets, REGISTER, ROOT, saveResults, sleep, target, TMP_DIR, type Target } from './lib/common';
+import { probeThrottle, type Throttle } from './lib/slowdisk';
+import { lineChartSvg } from './lib/svg';
+
+const flags = parseFlags();
+const smoke = flags.smoke;
+const FILES = smoke ? 4 : 32;
+const FILE_SIZE = (smoke ? 16 : 64) * MiB;
+const WINDOW_MS = 250;
+const WARM_UP_MS = smoke ? 2000 : 15_000;
+const STEADY_MS = smoke ? 2000 : 8000;
+const CAP_MS = Number(flags.raw.cap ?? (smoke ? 5 : 120)) * 1000;
+const STRATEGIES = ['nothing', 'warmFiles (everything)', 'restore (snapshot)', 'restore, budget half the hot set'] as const;
+type Strategy = (typeof STRATEGIES)[number];
+
+interface Window { t: number; n: number; p50: number; p99: number }
+
+class Service {
+  readonly windows: Window[] = [];
+  private waiters: Array<() => void> = [];
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (m: Window & { type: string }) => {
+      if (m.type !== 'window') return;
+      this.windows.push({ t: m.t, n: m.n, p50: m.p50, p99: m.p99 });
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+  next(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  mark(): void {
+    this.windows.length = 0;
+    this.child.send({ type: 'mark' });
+  }
+}
+
+async function startService(files: string[]): Promise<Service> {
+  const config = { files, fileSize: FILE_SIZE, zipfS: 1.1, seed: 2463534242, concurrency: 4, windowMs: WINDOW_MS };
+  const child = fork(join(__dirname, 'restart', 'service.ts'), [JSON.stringify(config)], { execArgv: ['-r', REGISTER] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`service exited: ${code}`)));
+  });
+  return new Service(child);
+}
+
+async function main(): Promise<void> {
+  const dir = join(TMP_DIR, `pagewarm-bench-restart${smoke ? '-smoke' : ''}`);
+  mkdirSync(dir, { recursive: true });
+  const files = Array.from({ length: FILES }, (_, i) => makeFile(join(dir, `segment-${i}.dat`), FILE_SIZE));
+  let throttle: Throttle | null = null;
+  let mode = 'unthrottled';
+  if (flags.disk !== 'unthrottled' && !smoke) {
+    const r = probeThrottle(50_000_000);
+    console.log(`slow-disk probe: ${r.probe.reason}`);
+    throttle = r.throttle;
+    if (throttle) mode = 'throttled 50 MB/s';
+    else console.log('restart: the throttle is unavailable here: running unthrottled (recovery is then quick for every strategy)');
+  }
+  await pw.evictFiles(files);
+  const service = await startService(files);
+  try {
+    // The service builds its hot set (unthrottled, so it does not take all day).
+    console.log(`restart: the service warms its hot set for ${WARM_UP_MS / 1000} s ...`);
+    await sleep(WARM_UP_MS);
+    if (throttle) {
+      throttle.join(service.child.pid!);
+      throttle.join();
+    }
+    service.mark();
+    await sleep(STEADY_MS);
+    const steady = median(service.windows.map((w) => w.p99));
+    const steadyRate = median(service.windows.map((w) => (w.n * 1000) / WINDOW_MS));
+    const set = await pw.snapshot(dir);
+    const hotBytes = set.files.reduce((s, f) => s + f.ranges.reduce((a, x, k) => a + (k % 2 ? x : 0), 0), 0) * set.pageSize;
+    console.log(`restart: steady p99 ${fmt(steady, 3)} ms at ${fmt(steadyRate, 0)} reads/s; hot set ${fmt(hotBytes / MiB, 0)} MiB of ${(FILES * FILE_SIZE) / MiB} MiB`);
+
+    const results: Record<string, { recoveredMs: number | null; strategyMs: number | null; readBytes: number; windows: Window[] }> = {};
+    for (const strategy of STRATEGIES) {
+      await pw.evictFiles(files); // the restart: every page gone
+      const cold = (await pw.filesResidency(files)).residentBytes;
+      const ac = new AbortController();
+      service.mark();
+      const t0 = nowMs();
+      let strategyMs: number | null = null;
+      let readBytes = 0;
+      const work = run(strategy, files, set, hotBytes, ac.signal).then((bytes) => {
+        strategyMs = nowMs() - t0;
+        readBytes = bytes;
+      }, (err) => {
+        if ((err as Error).name !== 'AbortError') throw err;
+      });
+      let recoveredMs: number | null = null;
+      let good = 0;
+      while (nowMs() - t0 < CAP_MS) {
+        await service.next();
+        const w = service.windows[service.windows.length - 1]!;
+        good = w.n > 0 && w.p99 <= 2 * steady ? good + 1 : 0;
+        if (good === 2) {
+          recoveredMs = w.t;
+          break;
+        }
+      }
+      ac.abort();
+      await work;
+      results[strategy] = { recoveredMs, strategyMs, readBytes, windows: [...service.windows] };
+      console.log(`restart: ${strategy}: ${recoveredMs === null ? `not recovered in ${CAP_MS / 1000} s` : `p99 back within 2x in ${fmt(recoveredMs / 1000)} s`}` +
+        `${strategyMs === null ? '' : `; the warming took ${fmt(strategyMs / 1000)} s and read ${fmt(readBytes / MiB, 0)} MiB`} (resident before: ${cold} bytes)`);
+    }
+
+    const sec = (s: Strategy): number => (results[s]!.recoveredMs ?? CAP_MS) / 1000;
+    printTable(`Time until p99 is back within 2x of steady (${fmt(steady, 3)} ms), ${mode}`, ['strategy', 'recovered s', 'warming s', 'read MiB'],
+      STRATEGIES.map((s) => [s, results[s]!.recoveredMs === null ? `> ${CAP_MS / 1000}` : fmt(sec(s)), results[s]!.strategyMs === null ? '-' : fmt(results[s]!.strategyMs! / 1000), fmt(results[s]!.readBytes / MiB, 0)]));
+    const targets: Target[] = [
+      target('recovery: nothing / restore', '>= 5', sec('nothing') / sec('restore (snapshot)'), sec('nothing') / sec('restore (snapshot)') >= 5, mode,
+        results.nothing!.recoveredMs === null ? `nothing did not recover within the ${CAP_MS / 1000} s cap: the ratio is a lower bound` : undefined),
+      target('recovery: warmFiles / restore', '>= 3', sec('warmFiles (everything)') / sec('restore (snapshot)'), sec('warmFiles (everything)') / sec('restore (snapshot)') >= 3, mode),
+    ];
+    printTargets(targets);
+
+    const svg = lineChartSvg({
+      title: `p99 read latency after a restart (${mode}; 2 GiB, Zipf reads of 4-64 KiB)`,
+      unit: 'ms',
+      xLabel: 'seconds after the restart',
+      reference: { value: 2 * steady, label: `2x steady p99 (${fmt(2 * steady, 2)} ms)` },
+      series: STRATEGIES.map((s, i) => ({
+        name: `${s}: ${results[s]!.recoveredMs === null ? `> ${CAP_MS / 1000} s` : `${fmt(sec(s))} s`}`,
+        color: ['#9e9e9e', '#e57373', '#1e88e5', '#43a047'][i]!,
+        points: results[s]!.windows.map((w) => [w.t / 1000, Math.max(w.p99, 0.001)] as [number, number]),
+      })),
+    });
+    const svgPath = smoke ? join(ROOT, 'bench', 'out', 'restart.smoke.svg') : join(ROOT, 'docs', 'restart.svg');
+    mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
+    writeFileSync(svgPath, svg);
+    console.log(`chart: ${svgPath}`);
+    const file = saveResults('restart', smoke, { mode, steadyP99Ms: steady, steadyReadsPerSec: steadyRate, hotBytes, capMs: CAP_MS, results, targets });
+    console.log(`results: ${file}`);
+  } finally {
+    service.child.disconnect();
+    throttle?.destroy();
+  }
+}
+
+/** Starts a strategy; resolves with the bytes it read from the disk. */
+async function run(strategy: Strategy, files: string[], set: pw.HotSet, hotBytes: number, signal: AbortSignal): Promise<number> {
+  switch (strategy) {
+    case 'nothing':
+      return 0;
+    case 'warmFiles (everything)':
+      return (await pw.warmFiles(files, { signal })).warmedBytes;
+    case 'restore (snapshot)':
+      return (await pw.restore(set, { signal })).restoredBytes;
+    default:
+      return (await pw.restore(set, { signal, budget: Math.floor(hotBytes / 2) })).restoredBytes;
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,20 +1,26 @@
 /**
  * The service of bench/restart.ts: reads Zipf-distributed ranges of 4-64 KiB
- * from its files (fs.read on libuv's pool, `concurrency` at once, closed
- * loop), and every window reports its latency percentiles over IPC:
+ * from its files at a fixed rate (open loop: requests arrive whether or not
+ * the earlier ones are done, as a service's clients do; fs.read on libuv's
+ * pool; POSIX_FADV_RANDOM so a read brings in only what it asked for), its
+ * latency counted from when a request arrived (so a queue behind a disk read
+ * counts), and every window reports its latency percentiles over IPC:
  * {type:'window', t (ms since the last 'mark'), n, p50, p99} in ms.
- * Messages in: {type:'mark'} restarts the clock; disconnect ends it.
+ * Messages in: {type:'mark'} restarts the clock; {type:'rate', rate} sets
+ * the arrival rate from now on; disconnect ends it.
  *
  * usage (forked): service.ts CONFIG_JSON
  */
 import { closeSync, openSync, read } from 'node:fs';
+import { advise } from '../../lib/index';
 
 interface Config {
   files: string[];
   fileSize: number;
   zipfS: number;
   seed: number;
-  concurrency: number;
+  /** Requests a second. */
+  rate: number;
   windowMs: number;
 }
 
@@ -56,23 +62,38 @@ function pick(): number {
   return place[lo]!;
 }
 
+// Random access, as a database or a log store's index reads: no readahead,
+// so a miss reads what was asked for and the hot set is what was read.
 const fds = config.files.map((f) => openSync(f, 'r'));
+for (const fd of fds) advise(fd, 0, 0, 'random');
 let mark = performance.now();
 let latencies: number[] = [];
 let windowStart = performance.now();
 
-function request(buf: Buffer): void {
+/** One request, arrived at `arrived` (performance.now()). */
+function request(arrived: number): void {
   const block = pick();
   const fd = fds[Math.floor(block / blocksPerFile)]!;
   const length = 4096 * (1 + Math.floor(random() * 16)); // 4-64 KiB
   const offset = (block % blocksPerFile) * BLOCK;
-  const start = performance.now();
+  const buf = Buffer.allocUnsafe(length);
   read(fd, buf, 0, length, offset, (err) => {
     if (err) throw err;
-    latencies.push(performance.now() - start);
-    if (!stopped) request(buf);
+    latencies.push(performance.now() - arrived);
   });
 }
+
+// Arrivals every millisecond, as many as the rate asks for since the last
+// tick (a late tick issues the missed ones, each at its own arrival time).
+let rate = config.rate;
+let issued = 0;
+let began = performance.now();
+const ticker = setInterval(() => {
+  if (stopped) return;
+  const now = performance.now();
+  const due = Math.floor(((now - began) * rate) / 1000);
+  for (; issued < due; issued++) request(began + (issued * 1000) / rate);
+}, 1);
 
 function flush(): void {
   const now = performance.now();
@@ -85,6 +106,11 @@ function flush(): void {
 
 let stopped = false;
 process.on('message', (m: { type: string }) => {
+  if (m.type === 'rate') {
+    rate = (m as unknown as { rate: number }).rate;
+    began = performance.now();
+    issued = 0;
+  }
   if (m.type === 'mark') {
     flush();
     mark = performance.now();
@@ -93,9 +119,9 @@ process.on('message', (m: { type: string }) => {
 process.on('disconnect', () => {
   stopped = true;
   clearInterval(timer);
+  clearInterval(ticker);
   for (const fd of fds) closeSync(fd);
   process.exit(0);
 });
 const timer = setInterval(flush, config.windowMs);
-for (let i = 0; i < config.concurrency; i++) request(Buffer.alloc(64 * 1024));
 process.send!({ type: 'ready' });

@@ -77,9 +77,12 @@ function request(arrived: number): void {
   const length = 4096 * (1 + Math.floor(random() * 16)); // 4-64 KiB
   const offset = (block % blocksPerFile) * BLOCK;
   const buf = Buffer.allocUnsafe(length);
+  inFlight++;
   read(fd, buf, 0, length, offset, (err) => {
     if (err) throw err;
+    inFlight--;
     latencies.push(performance.now() - arrived);
+    issue();
   });
 }
 
@@ -88,12 +91,17 @@ function request(arrived: number): void {
 let rate = config.rate;
 let issued = 0;
 let began = performance.now();
-const ticker = setInterval(() => {
+// At most MAX_IN_FLIGHT reads at once: arrivals beyond wait for a free slot
+// (their latency still counts from their arrival), so a stalled disk costs
+// no memory.
+const MAX_IN_FLIGHT = 256;
+let inFlight = 0;
+function issue(): void {
   if (stopped) return;
-  const now = performance.now();
-  const due = Math.floor(((now - began) * rate) / 1000);
-  for (; issued < due; issued++) request(began + (issued * 1000) / rate);
-}, 1);
+  const due = Math.floor(((performance.now() - began) * rate) / 1000);
+  for (; issued < due && inFlight < MAX_IN_FLIGHT; issued++) request(began + (issued * 1000) / rate);
+}
+const ticker = setInterval(issue, 1);
 
 function flush(): void {
   const now = performance.now();

@@ -291,6 +291,12 @@ t.test('the command: snapshot -o FILE, restore FILE --budget, --json', async (t)
   t.equal((await run(['snapshot', d])).code, 2, 'snapshot needs -o');
   t.equal((await run(['restore', file, file])).code, 2, 'restore takes one FILE');
   t.equal((await run(['stat', '--budget', '1M', d])).code, 2, '--budget only for warm and restore');
+  for (const bad of ['150%', '0%', 'x%', 'lots']) {
+    const u = await run(['warm', '--budget', bad, d]);
+    t.equal(u.code, 2, `--budget ${bad}: a usage error`);
+    t.match(u.err, /^pagewarm: --budget: expected a byte count/);
+  }
+  t.equal((await run(['restore', '--budget', '101%', file])).code, 2);
   const w = await run(['warm', '--json', '--budget', '50%', d]);
   t.equal(w.code, 0, w.err);
 });

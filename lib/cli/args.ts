@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { compileGlob, type Glob } from '../files/glob';
+import { toBudgetSpec } from '../files/budget';
 
 /** Where the command writes; `isTTY` on stderr turns the progress bar on. */
 export interface CliStreams {
@@ -160,6 +161,13 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
   if (cmd === 'restore' && paths.length !== 1) throw new UsageError('restore: one FILE');
   if (v.budget !== undefined && cmd !== 'warm' && cmd !== 'restore') throw new UsageError('--budget is for warm and restore');
   const budget = v.budget === undefined ? undefined : /%\s*$/.test(v.budget) ? v.budget.trim() : parseBytes(v.budget, 'budget');
+  if (typeof budget === 'string') {
+    try {
+      toBudgetSpec(budget, '--budget');
+    } catch {
+      throw new UsageError(`--budget: expected a byte count such as 64M or a percentage from 0 (exclusive) to 100, got '${v.budget}'`);
+    }
+  }
   if (v.null === true && filesFrom === undefined) throw new UsageError('--null needs --files-from');
   const globs = (list: string[] | undefined, name: string): Glob[] =>
     (list ?? []).map((g) => {

@@ -45,7 +45,7 @@ bool FileTask::Begin(const std::string& path, FilesOp op, const FilesRules& rule
   file_.reset();
   rules_ = &rules;
   restore_ = op == FilesOp::kRestore;
-  todo_.clear();
+  pending_.clear();
   next_range_ = 0;
   left_ = 0;
   // A NUL inside the name would open a different, shorter one.
@@ -121,8 +121,8 @@ bool FileTask::Begin(const std::string& path, FilesOp op, const FilesRules& rule
       int64_t offset = spec->ranges[i] * ps;
       int64_t length = ClampRange(size, offset, spec->ranges[i + 1] * ps);
       if (length <= 0) continue;
-      todo_.push_back(offset);
-      todo_.push_back(length);
+      pending_.push_back(offset);
+      pending_.push_back(length);
       out->bytes += length;
     }
     out->pages = 0;
@@ -162,9 +162,9 @@ bool FileTask::Begin(const std::string& path, FilesOp op, const FilesRules& rule
 }
 
 bool FileTask::NextRange(FileOutcome* out) {
-  while (next_range_ + 1 < todo_.size()) {
-    int64_t offset = todo_[next_range_];
-    int64_t length = todo_[next_range_ + 1];
+  while (next_range_ + 1 < pending_.size()) {
+    int64_t offset = pending_[next_range_];
+    int64_t length = pending_[next_range_ + 1];
     next_range_ += 2;
     // Only what is not resident is read (cachestat; mincore without it).
     Residency r;

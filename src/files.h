@@ -104,7 +104,7 @@ class FileTask {
   std::unique_ptr<FdRef> file_;
   const FilesRules* rules_ = nullptr;
   bool restore_ = false;
-  std::vector<int64_t> todo_;  // byte ranges (offset, length) still to read
+  std::vector<int64_t> pending_;  // byte ranges (offset, length) still to read
   size_t next_range_ = 0;
   int64_t pos_ = 0;   // in the current range
   int64_t left_ = 0;  // of the current range

@@ -25,4 +25,7 @@ export { closeServeFileCache, type ServeFileCacheOptions } from './http/file-cac
 export type { ServeFileResult } from './http/answer';
 export { contentType } from './http/mime';
 export { AbortError, type SystemError, type CodedError } from './core/errors';
+export { CHANNELS as tracingChannels, type TraceContext, type TracedOperation } from './core/trace';
+export type { Progress, ProgressOptions } from './core/progress';
+export type { RestoreProgress } from './files/hotset';
 export type { FileLike } from './core/validate';

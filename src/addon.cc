@@ -27,6 +27,7 @@ Binding::Binding(Napi::Env env, Napi::Object exports) {
                            InstanceMethod("pin", &Binding::Pin),
                            InstanceMethod("unpin", &Binding::Unpin),
                            InstanceMethod("cancel", &Binding::Cancel),
+                           InstanceMethod("progress", &Binding::Progress),
                            InstanceMethod("configure", &Binding::Configure),
                            InstanceMethod("stats", &Binding::Stats),
                            InstanceMethod("chunkSize", &Binding::ChunkSize),
@@ -42,6 +43,20 @@ Napi::Value Binding::Cancel(const Napi::CallbackInfo& info) {
   queue->Cancel(id);
   Pool::Get().Nudge();
   return info.Env().Undefined();
+}
+
+// progress(id): [bytes done, total (-1: unknown), bytes from the disk] of a
+// job in flight, or null once it is settled (or for an unknown id).
+Napi::Value Binding::Progress(const Napi::CallbackInfo& info) {
+  uint32_t id;
+  if (!ArgJobId(info, 0, &id)) return Napi::Value();
+  const Job* job = queue->Find(id);
+  if (job == nullptr) return info.Env().Null();
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
+  out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(job->progress_done())));
+  out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(job->progress_total.load(std::memory_order_relaxed))));
+  out.Set(2u, Napi::Number::New(info.Env(), static_cast<double>(job->progress_from_disk())));
+  return out;
 }
 
 // configure(threads, chunkSize): 0 leaves a setting as it is.

@@ -61,6 +61,7 @@ class Binding : public Napi::Addon<Binding> {
   Napi::Value Unpin(const Napi::CallbackInfo& info);
   // addon.cc
   Napi::Value Cancel(const Napi::CallbackInfo& info);
+  Napi::Value Progress(const Napi::CallbackInfo& info);
   Napi::Value Configure(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value ChunkSize(const Napi::CallbackInfo& info);

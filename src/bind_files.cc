@@ -65,6 +65,8 @@ class FilesJob : public Job {
       if (task_.Continue(Pool::Get().chunk_size(), &warm_, &outcomes_.back())) {
         in_progress_ = false;
         Finish(&outcomes_.back());
+      } else {
+        Progress(done_bytes_ + task_.read(), from_disk_bytes_);
       }
       break;
     }
@@ -78,7 +80,14 @@ class FilesJob : public Job {
     task_.End();
     if (out->stopped) stopped_ = true;
     next_++;
+    if (out->err == 0) {
+      done_bytes_ += out->bytes;
+      from_disk_bytes_ += out->read_bytes;
+      Progress(done_bytes_, from_disk_bytes_);
+    }
   }
+  int64_t done_bytes_ = 0;
+  int64_t from_disk_bytes_ = 0;
 
   FilesOp op_;
   WarmState warm_;
@@ -133,8 +142,9 @@ bool ReadSpecs(const Napi::Env& env, const Napi::Value& v, size_t count, std::ve
 
 }  // namespace
 
-// files(op, paths, offset, length, maxSize, flags, id, budget?, specs?)
+// files(op, paths, offset, length, maxSize, flags, id, budget?, specs?, traced?)
 //   -> Promise<{ data, syscalls, ranges }> | {errno, syscall}
+// (traced: Promise<{ value: that, fromDisk, queuedMs }>, see Job::traced)
 // op: 0 warm, 1 residency, 2 evict, 3 map, 4 restore. flags: 1 follow
 // symbolic links, 2 take block devices. maxSize -1: no limit. budget: an
 // External from budget(), or undefined. specs (restore): see ReadSpecs. One
@@ -174,6 +184,7 @@ Napi::Value Binding::Files(const Napi::CallbackInfo& info) {
     job->paths.push_back(v.As<Napi::String>().Utf8Value());
   }
   job->id = id;
+  job->traced = info.Length() > 9 && info[9].ToBoolean().Value();
   return queue->Submit(env, job.release());
 }
 

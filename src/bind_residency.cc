@@ -51,6 +51,7 @@ Napi::Value Binding::Residency(const Napi::CallbackInfo& info) {
   if (r.ok()) r = ResolveRange(job->file, offset, length, ResidencySyscall(), &job->range);
   if (!r.ok()) return SysErrorValue(env, r);
   job->id = id;
+  job->traced = info.Length() > 4 && info[4].ToBoolean().Value();  // see Job::traced
   return queue->Submit(env, job.release());
 }
 

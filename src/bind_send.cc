@@ -49,8 +49,9 @@ SysResult Prepare(SendJob* job, int out_fd, int in_fd, int64_t offset, int64_t l
 
 }  // namespace
 
-// send(outFd, inFd, offset, length, id)
+// send(outFd, inFd, offset, length, id, traced?)
 //     -> number | Promise<number> | {errno, syscall, bytesSent?}
+// (traced: a queued job resolves with { value, fromDisk, queuedMs }, see Job::traced)
 // A number when the answer is known on the JS thread: an empty range, one
 // past the end, or a small resident range the destination took at once.
 Napi::Value Binding::Send(const Napi::CallbackInfo& info) {
@@ -93,10 +94,11 @@ Napi::Value Binding::Send(const Napi::CallbackInfo& info) {
     job->length -= r.value;
   }
   job->id = id;
+  job->traced = info.Length() > 5 && info[5].ToBoolean().Value();
   return queue->Submit(env, job.release());
 }
 
-// sendSync(outFd, inFd, offset, length) -> number | {errno, syscall, bytesSent}
+// sendSync(outFd, inFd, offset, length, traced?) -> number | {errno, syscall, bytesSent}
 // Blocks the calling thread, also waiting out EAGAIN on a non-blocking outFd.
 Napi::Value Binding::SendSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -111,6 +113,7 @@ Napi::Value Binding::SendSync(const Napi::CallbackInfo& info) {
   if (!r.ok()) return SysErrorValue(env, r);
   if (range.empty()) return CountValue(env, 0);
   SigpipeGuard no_sigpipe;
+  job.traced = info.Length() > 4 && info[4].ToBoolean().Value();
   job.RunToCompletion();
   no_sigpipe.Saw(job.error());
   return job.Outcome(env);

@@ -35,9 +35,15 @@ class WarmJob : public Job {
   Slice Step() override {
     int64_t chunk = std::min(length - done_, Pool::Get().chunk_size());
     bool eof = false;
-    SysResult r = WarmChunk(file, &state_, offset + done_, chunk, &eof);
+    SysResult r;
+    // What the read brought into the page cache is what the disk gave: the
+    // tracing channels' fromDisk, and stats().fromDiskBytes.
+    int64_t from_disk = FromDiskDuring(file, offset + done_, chunk, [&] { r = WarmChunk(file, &state_, offset + done_, chunk, &eof); });
     if (!r.ok()) return Fail(r);
     done_ += r.value;
+    from_disk_ += from_disk;
+    Count(Counters().from_disk_bytes, from_disk);
+    Progress(done_, from_disk_);
     return (eof || done_ >= length) ? Slice::kDone : Slice::kMore;
   }
 
@@ -46,6 +52,7 @@ class WarmJob : public Job {
  private:
   WarmState state_;
   int64_t done_ = 0;
+  int64_t from_disk_ = 0;
 };
 
 // Checks fd for warming (without a duplicate yet) and resolves the range.
@@ -55,6 +62,7 @@ SysResult InspectForWarming(WarmJob* job, int fd, int64_t offset, int64_t length
   if (r.ok()) r = ResolveRange(job->file, offset, length, "sendfile", range);
   job->offset = range->offset;
   job->length = range->length;
+  job->progress_total.store(range->in_file, std::memory_order_relaxed);
   return r;
 }
 
@@ -67,9 +75,11 @@ SysResult AdoptForWarming(WarmJob* job, const PinnedFds& pinned) {
 
 }  // namespace
 
-// warm(fd, offset, length, id) -> number | Promise<number> | {errno, syscall}
+// warm(fd, offset, length, id, traced?) -> number | Promise<number> | {errno, syscall}
 // A number when the answer is known on the JS thread: an empty range, one
 // past the end, or one that is resident and readable now (the fast path).
+// With `traced` a queued job resolves with { value, fromDisk, queuedMs }
+// (see Job::traced).
 Napi::Value Binding::Warm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
@@ -100,11 +110,13 @@ Napi::Value Binding::Warm(const Napi::CallbackInfo& info) {
   r = AdoptForWarming(job.get(), pinned);
   if (!r.ok()) return SysErrorValue(env, r);
   job->id = id;
+  job->traced = info.Length() > 4 && info[4].ToBoolean().Value();
   return queue->Submit(env, job.release());
 }
 
-// warmSync(fd, offset, length) -> number | {errno, syscall}. Blocks: the job
-// warm() would queue, run to completion on the calling thread.
+// warmSync(fd, offset, length, traced?) -> number | {errno, syscall}. Blocks:
+// the job warm() would queue, run to completion on the calling thread. With
+// `traced`: { value, fromDisk, queuedMs: 0 } (see Job::traced).
 Napi::Value Binding::WarmSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
@@ -121,6 +133,7 @@ Napi::Value Binding::WarmSync(const Napi::CallbackInfo& info) {
   if (range.empty()) return CountValue(env, 0);
   r = AdoptForWarming(&job, pinned);
   if (!r.ok()) return SysErrorValue(env, r);
+  job.traced = info.Length() > 3 && info[3].ToBoolean().Value();
   job.RunToCompletion();
   return job.Outcome(env);
 }

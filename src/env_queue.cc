@@ -1,4 +1,5 @@
 #include "env_queue.h"
+#include "stats.h"
 
 #include <string>
 
@@ -67,6 +68,8 @@ Napi::Value EnvQueue::Submit(Napi::Env env, Job* job) {
 
   if (in_flight_.empty()) uv_ref(reinterpret_cast<uv_handle_t*>(async_));
   in_flight_[job->id] = job;
+  job->queued_ns = SteadyNs();
+  Count(Counters().jobs);
   SysResult r = Pool::Get().Submit(job);
   if (!r.ok()) {
     in_flight_.erase(job->id);
@@ -81,6 +84,11 @@ Napi::Value EnvQueue::Submit(Napi::Env env, Job* job) {
 void EnvQueue::Cancel(uint32_t id) {
   auto it = in_flight_.find(id);
   if (it != in_flight_.end()) it->second->Cancel();
+}
+
+const Job* EnvQueue::Find(uint32_t id) const {
+  auto it = in_flight_.find(id);
+  return it == in_flight_.end() ? nullptr : it->second;
 }
 
 void EnvQueue::Complete(Job* job) {

@@ -31,6 +31,8 @@ class EnvQueue : public std::enable_shared_from_this<EnvQueue> {
   Napi::Value Submit(Napi::Env env, Job* job);
   // Asks the job with this id to stop at its next slice. JS thread.
   void Cancel(uint32_t id);
+  // The job with this id, until it is settled; null after. JS thread.
+  const Job* Find(uint32_t id) const;
   // Called once per job when it is finished. Any thread.
   void Complete(Job* job);
 

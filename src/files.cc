@@ -1,4 +1,5 @@
 #include "files.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,13 +30,6 @@ SysResult Query(const FdRef& file, int64_t offset, int64_t length, int64_t* resi
   out->source = r.source;
   *resident = r.source == ResidencySource::kUnknown ? -1 : r.resident;
   return q;
-}
-
-// Bytes of a range of `bytes` bytes over `pages` pages of which `resident`
-// are resident that are not (the whole range when unknown).
-int64_t NotResident(int64_t bytes, int64_t pages, int64_t resident) {
-  if (resident < 0) return bytes;
-  return std::max<int64_t>(0, std::min(bytes, (pages - resident) * PageSize()));
 }
 
 }  // namespace
@@ -116,6 +110,9 @@ bool FileTask::Begin(const std::string& path, FilesOp op, const FilesRules& rule
     return true;
   }
   if (op == FilesOp::kRestore) {
+    // Exactly the snapshot's ranges: no readahead around them on this
+    // descriptor (its own open file), which would read pages nobody had.
+    posix_fadvise(file_->fd(), 0, 0, POSIX_FADV_RANDOM);
     int64_t ps = PageSize();
     for (size_t i = 0; i + 1 < spec->ranges.size(); i += 2) {
       int64_t offset = spec->ranges[i] * ps;
@@ -194,8 +191,10 @@ bool FileTask::Continue(int64_t chunk, WarmState* state, FileOutcome* out) {
   if (!r.ok()) return Fail(out, r.err, r.syscall);
   pos_ += r.value;
   left_ -= r.value;
+  read_ += r.value;
   if (!eof && left_ > 0) return false;
   out->read_bytes += range_read_;
+  Count(Counters().from_disk_bytes, range_read_);
   if (restore_) return !NextRange(out);
   // Every page of the range was read: resident now (a file that shrank
   // meanwhile has fewer).

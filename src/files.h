@@ -94,7 +94,12 @@ class FileTask {
   // Reads the next chunk (at most `chunk` bytes). Returns true when done.
   bool Continue(int64_t chunk, WarmState* state, FileOutcome* out);
   // Lets go of the file (closes it).
-  void End() { file_.reset(); }
+  void End() {
+    file_.reset();
+    read_ = 0;
+  }
+  // Bytes read so far of the file in progress (for progress reports).
+  int64_t read() const { return read_; }
 
  private:
   // Moves to the next byte range that needs reading, reserving its bytes
@@ -109,6 +114,7 @@ class FileTask {
   int64_t pos_ = 0;   // in the current range
   int64_t left_ = 0;  // of the current range
   int64_t range_read_ = 0;  // bytes the current range reads from the disk (its estimate)
+  int64_t read_ = 0;        // bytes read of this file so far
 };
 
 }  // namespace pagewarm

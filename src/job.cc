@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 
 #include "poller.h"
+#include "stats.h"
 #include "values.h"
 
 namespace pagewarm {
@@ -27,7 +28,18 @@ napi_value FallbackReason(napi_env env, const char* message) {
 
 }  // namespace
 
+int64_t SteadyNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 Slice Job::RunSlice() {
+  if (started_ns.load(std::memory_order_relaxed) == 0) {
+    int64_t now = SteadyNs();
+    started_ns.store(now, std::memory_order_relaxed);
+    if (queued_ns != 0) Count(Counters().queued_ns, now - queued_ns);
+  }
   if (cancelled()) {
     aborted_ = true;
     return Slice::kDone;
@@ -49,9 +61,28 @@ void Job::RunToCompletion() {
 
 Napi::Value Job::Result(Napi::Env env, bool* rejected) {
   *rejected = aborted_ || !error_.ok();
-  if (aborted_) return Reason(CancelledValue(env, syscall_));
-  if (!error_.ok()) return Reason(SysErrorValue(env, error_));
-  return Value(env);
+  Napi::Value value;
+  if (aborted_) {
+    value = Reason(CancelledValue(env, syscall_));
+  } else if (!error_.ok()) {
+    value = Reason(SysErrorValue(env, error_));
+  } else {
+    value = Value(env);
+  }
+  if (!traced || value.IsEmpty()) return value;
+  // The time waiting for a pool thread, and the bytes read from the disk.
+  int64_t started = started_ns.load(std::memory_order_relaxed);
+  double queued_ms = queued_ns != 0 && started != 0 ? static_cast<double>(started - queued_ns) / 1e6 : 0;
+  Napi::Object out;
+  if (*rejected && value.IsObject()) {
+    out = value.As<Napi::Object>();
+  } else {
+    out = Napi::Object::New(env);
+    out.Set("value", value);
+  }
+  out.Set("fromDisk", Napi::Number::New(env, static_cast<double>(progress_from_disk())));
+  out.Set("queuedMs", Napi::Number::New(env, queued_ms));
+  return out;
 }
 
 Napi::Value Job::Outcome(Napi::Env env) {

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <time.h>
 
 #include "sys_result.h"
 
@@ -36,6 +37,9 @@ enum class Slice {
   kDone,  // finished (or failed, or cancelled): settle it
   kWait,  // waiting for wait_fd to become ready (see Poller)
 };
+
+// The steady clock in nanoseconds.
+int64_t SteadyNs();
 
 class Job {
  public:
@@ -66,6 +70,25 @@ class Job {
   std::shared_ptr<EnvQueue> owner;
   napi_deferred deferred = nullptr;
   uint32_t id = 0;
+  // Set on the JS thread before submission: the resolution is then
+  // { value, fromDisk, queuedMs } and a rejection reason carries fromDisk
+  // and queuedMs too (the tracing channels of lib/core/trace.ts).
+  bool traced = false;
+
+  // Progress, written by the thread running the job and read by the JS
+  // thread at any time (binding.progress(id)): bytes done of `total`, and of
+  // those the bytes that were not in the page cache when they were read.
+  void Progress(int64_t done, int64_t from_disk) {
+    done_.store(done, std::memory_order_relaxed);
+    from_disk_.store(from_disk, std::memory_order_relaxed);
+  }
+  int64_t progress_done() const { return done_.load(std::memory_order_relaxed); }
+  int64_t progress_from_disk() const { return from_disk_.load(std::memory_order_relaxed); }
+  std::atomic<int64_t> progress_total{-1};
+  // When the job was handed to the pool (EnvQueue::Submit) and when its first
+  // slice began (steady clock, ns; 0: not yet).
+  int64_t queued_ns = 0;
+  std::atomic<int64_t> started_ns{0};
   // For Slice::kWait: the descriptor and epoll events to wait for.
   int wait_fd = -1;
   uint32_t wait_events = 0;
@@ -103,6 +126,8 @@ class Job {
   // seq_cst: Cancel() stores the flag then reads this, Park() stores this
   // then reads the flag, so at least one of them sees the other.
   std::atomic<Poller*> parked_in_{nullptr};
+  std::atomic<int64_t> done_{0};
+  std::atomic<int64_t> from_disk_{0};
 };
 
 }  // namespace pagewarm

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -269,6 +271,44 @@ bool UptodateNow(int fd, int64_t offset, int64_t length) {
 
 bool ReadableWithoutWaiting(int fd, int64_t offset, int64_t length) {
   return FullyResident(fd, offset, length) && UptodateNow(fd, offset, length);
+}
+
+namespace {
+
+// The thread's /proc/thread-self/io, opened at its first use and closed when
+// the thread ends; -1 where it cannot be opened (then never tried again).
+struct ThreadIoFile {
+  int fd = -2;
+  ~ThreadIoFile() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+}  // namespace
+
+int64_t ThreadReadBytes() {
+  thread_local ThreadIoFile io;
+  if (io.fd == -2) io.fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
+  if (io.fd < 0) return -1;
+  char text[512];
+  ssize_t n = pread(io.fd, text, sizeof text - 1, 0);
+  if (n <= 0) return -1;
+  text[n] = '\0';
+  const char* at = strstr(text, "\nread_bytes: ");
+  if (at == nullptr) return -1;
+  return strtoll(at + strlen("\nread_bytes: "), nullptr, 10);
+}
+
+int64_t MissingBytes(const FdRef& file, int64_t offset, int64_t length) {
+  if (length <= 0) return 0;
+  Residency r;
+  if (!QueryResidency(file, offset, length, &r).ok() || r.source == ResidencySource::kUnknown) return -1;
+  return NotResident(r);
+}
+
+int64_t NotResident(int64_t bytes, int64_t pages, int64_t resident) {
+  if (resident < 0) return bytes;
+  return std::max<int64_t>(0, std::min(bytes, (pages - resident) * PageSize()));
 }
 
 }  // namespace pagewarm

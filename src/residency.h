@@ -7,6 +7,7 @@
 // EPERM and mincore pretends every page is resident. Both cases come back as
 // kUnknown, never as a claim of residency.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 #include "fd_ref.h"
@@ -31,6 +32,46 @@ int64_t PageSize();
 
 // Fills *out for [offset, offset + length) of file, clamped to its size.
 SysResult QueryResidency(const FdRef& file, int64_t offset, int64_t length, Residency* out);
+
+// Bytes of a range of `bytes` bytes over `pages` pages of which `resident`
+// are resident that are not: the bytes a read of it takes from the disk (the
+// whole range when residency is unknown, resident < 0).
+int64_t NotResident(int64_t bytes, int64_t pages, int64_t resident);
+
+// Bytes of [offset, offset + length) not in the page cache now, or -1 when
+// that cannot be asked (a failure; residency unknown to this process).
+int64_t MissingBytes(const FdRef& file, int64_t offset, int64_t length);
+
+// Bytes the calling thread has caused to be read from storage so far
+// (/proc/thread-self/io read_bytes: its reads and the readahead they
+// started), or -1 where the kernel does not account them.
+int64_t ThreadReadBytes();
+
+// What a read of [offset, offset + length) (`read_fn`) took from the disk:
+// the thread's read_bytes before and after it, readahead it started past
+// the range included. Without that accounting: the missing bytes of the
+// range and as much again after it (what readahead may bring), asked before
+// and after the read (pages another reader brings in meanwhile count too).
+template <typename Read>
+int64_t FromDiskDuring(const FdRef& file, int64_t offset, int64_t length, Read read_fn) {
+  int64_t io_before = ThreadReadBytes();
+  if (io_before >= 0) {
+    read_fn();
+    int64_t io_after = ThreadReadBytes();
+    return io_after >= io_before ? io_after - io_before : 0;
+  }
+  int64_t window = std::min(file.size() - offset, 2 * length);
+  int64_t before = MissingBytes(file, offset, window);
+  read_fn();
+  if (before <= 0) return 0;
+  int64_t after = MissingBytes(file, offset, window);
+  return after < 0 ? 0 : std::max<int64_t>(0, before - after);
+}
+
+// NotResident for a range QueryResidency described.
+inline int64_t NotResident(const Residency& r) {
+  return NotResident(r.bytes, r.pages, r.source == ResidencySource::kUnknown ? -1 : r.resident);
+}
 
 // True only when cachestat positively reports every page of the (non-empty,
 // in-bounds) range resident. Cheap: about 30 ns a page.

@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "pool.h"
+#include "residency.h"
+#include "stats.h"
 #include "send_io.h"
 #include "values.h"
 
@@ -13,8 +15,16 @@ namespace pagewarm {
 Slice SendJob::Step() {
   int64_t chunk = std::min(length - done_, Pool::Get().chunk_size());
   bool eof, would_block;
-  SysResult r = SendSome(out.fd(), file.fd(), offset + done_, chunk, &eof, &would_block);
+  SysResult r;
+  // What the send brought into the page cache came from the disk (the
+  // tracing channels' fromDisk, stats().fromDiskBytes).
+  int64_t read = FromDiskDuring(file, offset + done_, chunk, [&] {
+    r = SendSome(out.fd(), file.fd(), offset + done_, chunk, &eof, &would_block);
+  });
   done_ += r.value;
+  from_disk_ += read;
+  Count(Counters().from_disk_bytes, read);
+  Progress(done_, from_disk_);
   if (!r.ok()) return Fail(r);
   if (eof || done_ >= length) return Slice::kDone;
   if (would_block) {

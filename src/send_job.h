@@ -35,6 +35,7 @@ class SendJob : public Job {
 
  private:
   int64_t done_ = 0;
+  int64_t from_disk_ = 0;
 };
 
 }  // namespace pagewarm

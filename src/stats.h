@@ -15,6 +15,9 @@ struct StatsCounters {
   std::atomic<int64_t> fallback_reads{0};   // chunks warmed by read(2)
   std::atomic<int64_t> direct_reopens{0};   // O_DIRECT fds warmed via a reopen
   std::atomic<int64_t> inline_sends{0};     // sends begun on the JS thread (bind_send.cc)
+  std::atomic<int64_t> from_disk_bytes{0};  // bytes warmed that were not in the page cache
+  std::atomic<int64_t> jobs{0};             // jobs handed to pagewarm's threads
+  std::atomic<int64_t> queued_ns{0};        // their time waiting for a thread, summed
 };
 
 // The counters; never destroyed (a pool thread may count after static teardown).

@@ -54,6 +54,9 @@ Napi::Value StatsValue(Napi::Env env, const StatsCounters& c, const PoolStats& p
   o.Set("fallbackReads", CountValue(env, c.fallback_reads.load()));
   o.Set("directReopens", CountValue(env, c.direct_reopens.load()));
   o.Set("inlineSends", CountValue(env, c.inline_sends.load()));
+  o.Set("fromDiskBytes", CountValue(env, c.from_disk_bytes.load()));
+  o.Set("jobs", CountValue(env, c.jobs.load()));
+  o.Set("queuedMs", Napi::Number::New(env, static_cast<double>(c.queued_ns.load()) / 1e6));
   o.Set("queued", CountValue(env, p.queued));
   o.Set("active", CountValue(env, p.active));
   o.Set("waiting", CountValue(env, p.waiting));

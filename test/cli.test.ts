@@ -11,7 +11,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { main, type JsonReport } from '../lib/cli/main';
-import { capabilities, prepareForRead } from '../lib/index';
+import { residencyMap } from '../lib/cli/map';
+import { advise, capabilities, prepareForRead } from '../lib/index';
 import { scratchDir, makeFile, makeCold } from './helpers';
 
 // Several child processes run the TypeScript source (a few seconds each on a busy machine).
@@ -395,4 +396,40 @@ t.test('permission errors as a non-root user: reported, the rest handled, exit 1
   t.equal(fincorePages([join(tree, 'public')]).get(join(tree, 'public')), 2, 'but it was warmed (fincore as root)');
   const text = spawnCli(['stat', tree], { uid: Number(nobody), gid: Number(nogroup) });
   t.match(text.stdout, /Resident Pages: unknown\/2 {2}\(/, 'the text summary says unknown, with the reason');
+});
+
+t.test('stat --map: a residency map per whole file, and --json the resident byte ranges', async (t) => {
+  const file = makeFile(join(dir, 'map.bin'), 8 * MiB);
+  if (!(await makeCold(t, file))) return;
+  const fd = fs.openSync(file, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  // The first quarter resident (fadvise RANDOM: no readahead past it).
+  advise(fd, 0, 0, 'random');
+  await prepareForRead(fd, 0, 2 * MiB);
+  const r = await cli(['stat', '--map', file]);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /^map: '#' every page resident, '\+' half or more, '\.' some, ' ' none$/m, 'the legend');
+  const line = /^ {2}\[(.*)\]$/m.exec(r.stdout)?.[1];
+  t.ok(line !== undefined, 'a map line');
+  if (caps.native) {
+    t.equal(line, '#'.repeat(15) + ' '.repeat(45), 'the first quarter of 60 columns is resident');
+    const report = await json(['stat', '--map', file]);
+    t.same(report.files[0]!.residentRanges, [[0, 2 * MiB]], '--json: the resident byte ranges');
+  } else {
+    t.equal(line!.length, 60, 'the fallback: 60 columns');
+  }
+  t.equal((await cli(['warm', '--map', file])).code, 2, '--map is for stat');
+  t.equal((await cli(['stat', '--map', '--offset', '4K', file])).code, 2, '--map maps whole files');
+});
+
+t.test('the map: buckets, partial buckets and small files', async (t) => {
+
+  t.equal(residencyMap([], 100, 10), ' '.repeat(10));
+  t.equal(residencyMap([0, 100], 100, 10), '#'.repeat(10));
+  t.equal(residencyMap([0, 5], 100, 10), '+' + ' '.repeat(9), 'half a bucket: +');
+  t.equal(residencyMap([0, 3], 100, 10), '.' + ' '.repeat(9), 'less than half: .');
+  t.equal(residencyMap([95, 5], 100, 10), ' '.repeat(9) + '+');
+  t.equal(residencyMap([1, 2], 3, 60), ' ##', 'fewer pages than columns: one column a page');
+  t.equal(residencyMap([0, 1], 0, 60), '', 'an empty file');
+  t.equal(residencyMap([0, 334], 1000, 3), '#. ', 'fractional buckets');
 });

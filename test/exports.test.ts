@@ -45,6 +45,11 @@ import type {
   KeepSnapshotOptions,
   SnapshotKeeper,
   MemoryRoom,
+  TraceContext,
+  TracedOperation,
+  Progress,
+  ProgressOptions,
+  RestoreProgress,
 } from '../lib/index';
 
 const api = fs.readFileSync(join(__dirname, '..', 'docs', 'api.md'), 'utf8');
@@ -64,7 +69,7 @@ t.test('every public type is exported and listed in docs/api.md', async (t) => {
     'KeepSnapshotOptions', 'SnapshotKeeper', 'MemoryRoom', 'Residency', 'Advice', 'ConfigureOptions', 'Stats',
     'Capabilities', 'TransferOptions', 'TransferError', 'SendFileOptions', 'SendFileResult', 'SendFileError',
     'SendFileResponseOptions', 'ServeFileOptions', 'ServeFileCacheOptions', 'ServeFileResult', 'SystemError',
-    'CodedError',
+    'CodedError', 'TraceContext', 'TracedOperation', 'Progress', 'ProgressOptions', 'RestoreProgress',
   ];
   for (const name of types) t.ok(listed.includes(`\`${name}\``), `${name} is listed`);
   // The cache options reach serveFile as they are typed.
@@ -76,7 +81,8 @@ t.test('every public type is exported and listed in docs/api.md', async (t) => {
     FileFailure, WarmFilesResult, EvictFilesResult, FilesResidencyResult, FileReport, FilesOperation, HotSet, HotFile, SnapshotOptions, RestoreOptions, RestoreResult, RestoreSkip,
     KeepSnapshotOptions, SnapshotKeeper, MemoryRoom, Residency, Advice, ConfigureOptions, Stats, Capabilities,
     TransferOptions, TransferError, SendFileOptions, SendFileResult, SendFileError, SendFileResponseOptions,
-    ServeFileOptions, ServeFileCacheOptions, ServeFileResult, SystemError, CodedError];
-  const count: All['length'] = 38;
+    ServeFileOptions, ServeFileCacheOptions, ServeFileResult, SystemError, CodedError, TraceContext, TracedOperation,
+    Progress, ProgressOptions, RestoreProgress];
+  const count: All['length'] = 43;
   t.equal(count, types.length, 'the list and the imports agree');
 });

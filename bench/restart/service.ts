@@ -1,9 +1,9 @@
 /**
- * The service of bench/restart.ts: reads Zipf-distributed ranges of 4-64 KiB
- * from its files at a fixed rate (open loop: requests arrive whether or not
+ * The service of bench/restart.ts: reads Zipf-distributed records of 4-64 KiB
+ * (each read whole, at its own place in the files) at a fixed rate (open loop: requests arrive whether or not
  * the earlier ones are done, as a service's clients do; fs.read on libuv's
  * pool; POSIX_FADV_RANDOM so a read brings in only what it asked for), its
- * latency counted from when a request arrived (so a queue behind a disk read
+ * latency counted from the tick at which a request arrived (so a queue behind a disk read
  * counts), and every window reports its latency percentiles over IPC:
  * {type:'window', t (ms since the last 'mark'), n, p50, p99} in ms.
  * Messages in: {type:'mark'} restarts the clock; {type:'rate', rate} sets
@@ -17,6 +17,8 @@ import { advise } from '../../lib/index';
 interface Config {
   files: string[];
   fileSize: number;
+  /** Records the service reads, each at its own 64 KiB slot somewhere in the files. */
+  records: number;
   zipfS: number;
   seed: number;
   /** Requests a second. */
@@ -28,6 +30,7 @@ const config = JSON.parse(process.argv[2]!) as Config;
 const BLOCK = 64 * 1024;
 const blocksPerFile = Math.floor(config.fileSize / BLOCK);
 const blocks = blocksPerFile * config.files.length;
+const records = Math.min(config.records, blocks);
 
 let seed = config.seed;
 function random(): number {
@@ -38,28 +41,32 @@ function random(): number {
   return (seed >>> 0) / 2 ** 32;
 }
 
-// Zipf over the blocks, by rank; rank r is stored at a shuffled place so the
-// hot blocks are spread over every file.
-const cdf = new Float64Array(blocks);
+// Zipf over the records, by rank; record r lies at a shuffled slot, so the
+// records are spread over every file, and has its own size (4-64 KiB, as a
+// database row or a log segment's index entry has), read whole each time.
+const cdf = new Float64Array(records);
 let sum = 0;
-for (let r = 0; r < blocks; r++) cdf[r] = sum += 1 / (r + 1) ** config.zipfS;
-for (let r = 0; r < blocks; r++) cdf[r] = cdf[r]! / sum;
+for (let r = 0; r < records; r++) cdf[r] = sum += 1 / (r + 1) ** config.zipfS;
+for (let r = 0; r < records; r++) cdf[r] = cdf[r]! / sum;
 const place = new Uint32Array(blocks);
 for (let i = 0; i < blocks; i++) place[i] = i;
 for (let i = blocks - 1; i > 0; i--) {
   const j = Math.floor(random() * (i + 1));
   [place[i], place[j]] = [place[j]!, place[i]!];
 }
-function pick(): number {
+const size = new Uint32Array(records);
+for (let r = 0; r < records; r++) size[r] = 4096 * (1 + Math.floor(random() * 16));
+/** A record by Zipf: its slot (a block) and its size. */
+function pick(): [number, number] {
   const u = random();
   let lo = 0;
-  let hi = blocks - 1;
+  let hi = records - 1;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (cdf[mid]! < u) lo = mid + 1;
     else hi = mid;
   }
-  return place[lo]!;
+  return [place[lo]!, size[lo]!];
 }
 
 // Random access, as a database or a log store's index reads: no readahead,
@@ -72,9 +79,8 @@ let windowStart = performance.now();
 
 /** One request, arrived at `arrived` (performance.now()). */
 function request(arrived: number): void {
-  const block = pick();
+  const [block, length] = pick();
   const fd = fds[Math.floor(block / blocksPerFile)]!;
-  const length = 4096 * (1 + Math.floor(random() * 16)); // 4-64 KiB
   const offset = (block % blocksPerFile) * BLOCK;
   const buf = Buffer.allocUnsafe(length);
   inFlight++;
@@ -87,7 +93,7 @@ function request(arrived: number): void {
 }
 
 // Arrivals every millisecond, as many as the rate asks for since the last
-// tick (a late tick issues the missed ones, each at its own arrival time).
+// tick.
 let rate = config.rate;
 let issued = 0;
 let began = performance.now();
@@ -96,12 +102,27 @@ let began = performance.now();
 // no memory.
 const MAX_IN_FLIGHT = 256;
 let inFlight = 0;
-function issue(): void {
+// A request arrives at the tick that finds it due (the clock's granularity
+// is the harness's, not the service's: counting from the ideal instant would
+// add up to a tick, and a timer's lateness, to every request). One that
+// finds no free slot waits in `pending` with that arrival.
+const pending: number[] = [];
+let next = 0; // pending[next] is the oldest waiting arrival
+function arrive(): void {
   if (stopped) return;
-  const due = Math.floor(((performance.now() - began) * rate) / 1000);
-  for (; issued < due && inFlight < MAX_IN_FLIGHT; issued++) request(began + (issued * 1000) / rate);
+  const now = performance.now();
+  const due = Math.floor(((now - began) * rate) / 1000);
+  for (; issued < due; issued++) pending.push(now);
+  issue();
 }
-const ticker = setInterval(issue, 1);
+function issue(): void {
+  while (next < pending.length && inFlight < MAX_IN_FLIGHT) request(pending[next++]!);
+  if (next > 4096 && next * 2 > pending.length) {
+    pending.splice(0, next);
+    next = 0;
+  }
+}
+const ticker = setInterval(arrive, 1);
 
 function flush(): void {
   const now = performance.now();
@@ -118,6 +139,7 @@ process.on('message', (m: { type: string }) => {
     rate = (m as unknown as { rate: number }).rate;
     began = performance.now();
     issued = 0;
+    pending.length = next = 0; // a new phase: the old one's backlog is dropped
   }
   if (m.type === 'mark') {
     flush();

@@ -8,7 +8,7 @@ import { toBudgetSpec } from '../files/budget';
 
 /** Where the command writes; `isTTY` on stderr turns the progress bar on. */
 export interface CliStreams {
-  stdout: NodeJS.WritableStream;
+  stdout: NodeJS.WritableStream & { columns?: number };
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 }
 
@@ -52,6 +52,10 @@ Directories are walked recursively. Options:
       --cross-mounts  enter directories on other filesystems (default: stay
                       on each PATH's filesystem)
   -v, --verbose       one line per file
+      --map           stat: a residency map of each whole file, one character
+                      per part ('#' all cached, '+' half or more, '.' some,
+                      ' ' none), as wide as the terminal or 60 columns;
+                      --json: the cached byte ranges of each file
   -q, --quiet         no summary and no progress bar
       --no-progress   no progress bar (it is shown only when stderr is a terminal)
       --json          print one JSON document on stdout instead of text
@@ -95,6 +99,8 @@ export interface Options {
   budget: number | string | undefined;
   /** snapshot: the file written. */
   output: string | undefined;
+  /** stat --map: each whole file's resident ranges, drawn (or in --json). */
+  map: boolean;
   /** Draw the progress bar: stderr is a terminal and nothing turned it off. */
   progress: boolean;
   json: boolean;
@@ -133,6 +139,7 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
         null: { type: 'boolean', short: '0' },
         'cross-mounts': { type: 'boolean' },
         verbose: { type: 'boolean', short: 'v' },
+        map: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
         'no-progress': { type: 'boolean' },
         json: { type: 'boolean' },
@@ -169,6 +176,8 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
     }
   }
   if (v.null === true && filesFrom === undefined) throw new UsageError('--null needs --files-from');
+  if (v.map === true && cmd !== 'stat') throw new UsageError('--map is for stat');
+  if (v.map === true && (v.offset !== undefined || v.length !== undefined)) throw new UsageError('--map maps whole files: no --offset or --length');
   const globs = (list: string[] | undefined, name: string): Glob[] =>
     (list ?? []).map((g) => {
       if (g === '') throw new UsageError(`--${name}: empty pattern`);
@@ -191,6 +200,7 @@ export function parseOptions(argv: string[], streams: CliStreams): Options | 'he
     filesFrom,
     nul: v.null === true,
     verbose: v.verbose === true,
+    map: v.map === true,
     quiet: v.quiet === true,
     json: v.json === true,
     progress: streams.stderr.isTTY === true && v['no-progress'] !== true && v.quiet !== true && v.json !== true,

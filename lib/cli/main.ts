@@ -24,6 +24,7 @@ import { Walk } from '../files/walk';
 import { Budget, toBudgetSpec } from '../files/budget';
 import { runHotSet } from './hotset';
 import { Progress } from './progress';
+import { byteRanges, MAP_LEGEND, mapWidth, residencyMap } from './map';
 import { addFile, explain, fileLine, finish, newSummary, summaryText, type FileResult, type JsonReport, type PathError } from './report';
 
 export type { CliStreams } from './args';
@@ -124,7 +125,7 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
   // Every file on the batch path: opened, described, worked on and closed
   // on pagewarm's threads, many files a job.
   const files: FileResult[] = []; // kept for --json and -v only
-  const keep = opts.json || opts.verbose;
+  const keep = opts.json || opts.verbose || opts.map;
   const summary = newSummary(opts);
   let stoppedBy: 'budget' | undefined;
   const operation = opts.command === 'stat' ? 'residency' : (opts.command as 'warm' | 'evict');
@@ -137,6 +138,9 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
       blockDevices: true, // the walk yields block devices only where they were named
       signal: controller.signal,
     });
+    if (opts.map) plan.op = 3; // whole files, with their resident ranges
+    const bar = progress;
+    if (bar) plan.watch = { intervalMs: 100, report: (bytes) => bar.running(bytes) };
     const spec = toBudgetSpec(opts.budget, '--budget');
     if (spec) {
       const budget = new Budget(spec);
@@ -151,7 +155,7 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
         else if (r.stopped) continue;
         else if (r.duplicate) walk.skipped.hardLinks++;
         else {
-          const f = fileResult(r, opts);
+          const f = fileResult(r, opts, mapWidth(stdout.columns));
           addFile(summary, f);
           if (keep) files.push(f);
         }
@@ -172,7 +176,8 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
     const report: JsonReport = { command: opts.command, version: version(), capabilities: caps, files, errors, summary };
     stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
-    if (opts.verbose) for (const f of files) stdout.write(fileLine(f));
+    if (opts.map) stdout.write(`map: ${MAP_LEGEND}\n`);
+    if (opts.verbose || opts.map) for (const f of files) stdout.write(fileLine(f));
     if (!opts.quiet) stdout.write(summaryText(summary, opts.command, caps));
   }
   if (summary.interrupted) return EXIT.interrupted;
@@ -180,7 +185,7 @@ export async function main(argv: string[], streams: CliStreams = process): Promi
 }
 
 /** What --json and -v say of a file done. */
-function fileResult(r: FileReport, opts: Options): FileResult {
+function fileResult(r: FileReport, opts: Options, width: number): FileResult {
   const out: FileResult = {
     path: r.path,
     bytes: r.bytes,
@@ -190,6 +195,10 @@ function fileResult(r: FileReport, opts: Options): FileResult {
     source: r.source,
   };
   if (opts.command === 'warm') out.warmedBytes = r.bytes;
+  if (opts.map && r.residentRanges !== undefined && r.residentPages !== null) {
+    if (opts.json) out.residentRanges = byteRanges(r.residentRanges, PAGE, r.bytes);
+    else out.map = residencyMap(r.residentRanges, r.pages, width);
+  }
   return out;
 }
 

@@ -1,7 +1,6 @@
 /**
  * The progress bar `pagewarm warm` draws on stderr when it is a terminal.
  */
-import { stats } from '../core/config';
 import type { CliStreams } from './args';
 import { formatBytes, formatDuration } from './report';
 
@@ -9,8 +8,8 @@ import { formatBytes, formatDuration } from './report';
 export class Progress {
   private timer: NodeJS.Timeout | undefined;
   private readonly started = performance.now();
-  private readonly baseline = stats().warmedBytes;
   private finishedBytes = 0;
+  private runningBytes = 0;
   /** Bytes the whole warm-up covers (set before start()). */
   total = 0;
   filesDone = 0;
@@ -34,6 +33,14 @@ export class Progress {
     this.filesDone++;
   }
 
+  /**
+   * How far the batches still running have got (the batch path's progress
+   * watch, chunk by chunk): bytes not yet counted by fileDone().
+   */
+  running(bytes: number): void {
+    this.runningBytes = bytes;
+  }
+
   /** Draws the final state, then clears the line for the summary. */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
@@ -42,9 +49,7 @@ export class Progress {
   }
 
   private done(): number {
-    // The warm-up counter moves chunk by chunk; finished files count in full.
-    const counted = stats().warmedBytes - this.baseline;
-    return Math.min(this.total, Math.max(counted, this.finishedBytes));
+    return Math.min(this.total, this.finishedBytes + this.runningBytes);
   }
 
   private draw(): void {

@@ -22,6 +22,10 @@ export interface FileResult {
   source: Residency['source'];
   /** warm: bytes of the range the warm-up covered. */
   warmedBytes?: number;
+  /** stat --map: the resident byte ranges, [offset, length] each. */
+  residentRanges?: Array<[number, number]>;
+  /** stat --map (text only): the map line. */
+  map?: string;
 }
 
 /** A path that could not be handled. */
@@ -134,9 +138,10 @@ export function finish(s: Summary, walk: Walk, errors: number, interrupted: bool
 
 /** The -v line of one file: "path  resident/pages pages  percent". */
 export function fileLine(f: FileResult): string {
-  if (f.residentPages === null) return `${f.path}  unknown/${f.pages} pages\n`;
+  const map = f.map === undefined ? '' : `  [${f.map}]\n`;
+  if (f.residentPages === null) return `${f.path}  unknown/${f.pages} pages\n${f.map === undefined ? '' : '  (the kernel does not tell this process)\n'}`;
   const pct = f.pages === 0 ? 100 : (f.residentPages / f.pages) * 100;
-  return `${f.path}  ${f.residentPages}/${f.pages} pages  ${formatPercent(pct)}\n`;
+  return `${f.path}  ${f.residentPages}/${f.pages} pages  ${formatPercent(pct)}\n${map}`;
 }
 
 /** The text summary, vmtouch-style: one right-aligned "Label: value" row per line. */

@@ -25,6 +25,18 @@ export interface Stats {
    * destination does not take at once goes on to pagewarm's threads).
    */
   inlineSends: number;
+  /**
+   * Bytes that pagewarm's warm-ups (prepareForRead, warmFile, warmFiles,
+   * restore, and sendFile's warming ahead) found not in the page cache and
+   * read from the disk: the waits the event loop was spared. Bytes whose
+   * residency the kernel will not tell this process count as read. The
+   * fallback: 0 (it cannot tell).
+   */
+  fromDiskBytes: number;
+  /** Jobs handed to pagewarm's threads since the process started. */
+  jobs: number;
+  /** Their time waiting for a thread, summed, in milliseconds (the fallback: 0). */
+  queuedMs: number;
   /** Jobs waiting for a thread. */
   queued: number;
   /** Jobs running a slice now. */
@@ -106,10 +118,25 @@ export interface BindingCapabilities {
   nowaitReads: boolean;
 }
 
+/** What a traced call resolves with (see Binding.warm): its value, and what the tracing channels report. */
+export interface Traced<T> {
+  value: T;
+  /** Bytes that were not in the page cache when the job read them. */
+  fromDisk: number;
+  /** Milliseconds the job waited for a pool thread. */
+  queuedMs: number;
+}
+
 export interface Binding {
-  warm(fd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
-  warmSync(fd: number, offset: number, length: number): number | NativeFailure;
-  residency(fd: number, offset: number, length: number, id: number): Promise<NativeResidency> | NativeFailure;
+  /**
+   * With `traced`, a call that goes to pagewarm's threads resolves with
+   * `Traced<number>` instead (as do residency, files and warmSync with it):
+   * the bytes it found not resident and its wait for a thread. The
+   * fallback ignores `traced`.
+   */
+  warm(fd: number, offset: number, length: number, id: number, traced?: boolean): number | Promise<number | Traced<number>> | NativeFailure;
+  warmSync(fd: number, offset: number, length: number, traced?: boolean): number | Traced<number> | NativeFailure;
+  residency(fd: number, offset: number, length: number, id: number, traced?: boolean): Promise<NativeResidency | Traced<NativeResidency>> | NativeFailure;
   residencySync(fd: number, offset: number, length: number): NativeResidency | NativeFailure;
   advise(fd: number, offset: number, length: number, advice: number): undefined | NativeFailure;
   /**
@@ -125,7 +152,7 @@ export interface Binding {
    * Resolves with one outcome per path, in order: see {@link FileOutcomes}.
    */
   files(op: 0 | 1 | 2 | 3 | 4, paths: string[], offset: number, length: number, maxSize: number, flags: number, id: number,
-    budget?: BudgetHandle, specs?: Float64Array): Promise<FileOutcomes> | NativeFailure;
+    budget?: BudgetHandle, specs?: Float64Array, traced?: boolean): Promise<FileOutcomes | Traced<FileOutcomes>> | NativeFailure;
   /** A budget of `limit` bytes that may be read from the disk, shared by the files() jobs given it. */
   budget(limit: number): BudgetHandle;
   /** Bytes read so far against `budget`; with `limit`, sets its limit first. */
@@ -145,8 +172,8 @@ export interface Binding {
    * real path could not be read.
    */
   revalidate(path: string, fd: number, realRoot: string | null, out: Float64Array): 0 | 1 | NativeFailure;
-  send(outFd: number, inFd: number, offset: number, length: number, id: number): number | Promise<number> | NativeFailure;
-  sendSync(outFd: number, inFd: number, offset: number, length: number): number | NativeFailure;
+  send(outFd: number, inFd: number, offset: number, length: number, id: number, traced?: boolean): number | Promise<number | Traced<number>> | NativeFailure;
+  sendSync(outFd: number, inFd: number, offset: number, length: number, traced?: boolean): number | Traced<number> | NativeFailure;
   /**
    * Opens `path` read-only (O_NONBLOCK, O_NOCTTY, O_CLOEXEC) off the JS
    * thread. The descriptor belongs to this environment (the main thread or a
@@ -158,6 +185,11 @@ export interface Binding {
   /** Closes a descriptor openFile() (or pin()) returned; any other number is ignored. */
   unpin(fd: number): void;
   cancel(id: number): void;
+  /**
+   * `[bytes done, total (-1 unknown), bytes that were not resident]` of a job
+   * in flight, or null once it has settled (the fallback: always null).
+   */
+  progress(id: number): [number, number, number] | null;
   configure(threads: number, chunkSize: number): undefined | NativeFailure;
   stats(): NativeStats;
   /** stats().chunkSize alone, cheaply. */

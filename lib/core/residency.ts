@@ -4,6 +4,7 @@
  */
 import { binding, nextId, type NativeResidency } from './native';
 import { settle, unwrap } from './settle';
+import { activeChannel, traceAsync, traceSync } from './trace';
 import { invalidArgValue, systemError } from './errors';
 import { checkAdvisable } from './descriptor';
 import { toFd, toPosition, type FileLike } from './validate';
@@ -65,8 +66,15 @@ export async function residency(fd: FileLike, offset?: number, length?: number):
   const handle = toFd(fd);
   const start = toPosition(offset, 'offset', 0);
   const count = toPosition(length, 'length', -1);
-  const id = nextId();
-  return shape(await settle(binding.residency(handle, start, count, id), id));
+  const ch = activeChannel('residency');
+  if (ch === undefined) {
+    const id = nextId();
+    return shape(await settle(binding.residency(handle, start, count, id), id));
+  }
+  return traceAsync(ch, { fd: handle, offset: start, length: count < 0 ? undefined : count }, async (meter) => {
+    const id = nextId();
+    return shape(await settle(binding.residency(handle, start, count, id, true), id, undefined, meter));
+  });
 }
 
 /**
@@ -77,7 +85,10 @@ export function residencySync(fd: FileLike, offset?: number, length?: number): R
   const handle = toFd(fd);
   const start = toPosition(offset, 'offset', 0);
   const count = toPosition(length, 'length', -1);
-  return shape(unwrap(binding.residencySync(handle, start, count)));
+  const ch = activeChannel('residency');
+  if (ch === undefined) return shape(unwrap(binding.residencySync(handle, start, count)));
+  return traceSync(ch, { fd: handle, offset: start, length: count < 0 ? undefined : count },
+    () => shape(unwrap(binding.residencySync(handle, start, count))));
 }
 
 /** Advice for {@link advise}, as posix_fadvise(2) takes it. */

@@ -4,13 +4,15 @@
  * for the disk (the LINE/Kafka fix, KAFKA-7504).
  */
 import { binding, nextId } from './native';
-import { settle, unwrap } from './settle';
+import { settle, unwrap, type Meter } from './settle';
+import { toProgressPlan, watchJob, type ProgressOptions, type ProgressPlan } from './progress';
+import { activeChannel, traceAsync, traceSync } from './trace';
 import { invalidArgType } from './errors';
 import { openForReading } from './open';
 import { toFd, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
 
 /** Options for {@link prepareForRead}. */
-export interface PrepareOptions {
+export interface PrepareOptions extends ProgressOptions {
   /** Aborts the warm-up; it stops within about one chunk, and what it already warmed stays warm. */
   signal?: AbortSignal;
 }
@@ -49,10 +51,44 @@ export async function prepareForRead(
   const handle = toFd(fd);
   const start = toPosition(offset, 'offset', 0);
   const count = toPosition(length, 'length', -1);
-  const signal = toSignal(toOptions<PrepareOptions>(options).signal);
+  const opts = toOptions<PrepareOptions>(options);
+  const signal = toSignal(opts.signal);
+  const progress = toProgressPlan(opts);
   throwIfAborted(signal);
+  const ch = activeChannel('prepareForRead');
+  if (ch === undefined && progress === undefined) {
+    const id = nextId();
+    return settle(binding.warm(handle, start, count, id), id, signal);
+  }
+  const context = { fd: handle, offset: start, length: count < 0 ? undefined : count };
+  if (ch === undefined) return warmRange(handle, start, count, signal, undefined, progress);
+  return traceAsync(ch, context, (meter) => warmRange(handle, start, count, signal, meter, progress));
+}
+
+/**
+ * prepareForRead's warm-up with figures: what it read from the disk and its
+ * wait for a thread go to `meter`; progress is reported while it runs and
+ * once at the end. Also sendFile's warming ahead.
+ * @internal
+ */
+export async function warmRange(fd: number, start: number, count: number, signal: AbortSignal | undefined,
+  meter: Meter | undefined, progress: ProgressPlan | undefined): Promise<number> {
   const id = nextId();
-  return settle(binding.warm(handle, start, count, id), id, signal);
+  const own: Meter = { fromDisk: 0, queuedMs: 0 };
+  const started = binding.warm(fd, start, count, id, true);
+  const stop = progress && started instanceof Promise ? watchJob(id, progress) : undefined;
+  let bytes: number;
+  try {
+    bytes = await settle(started, id, signal, own);
+  } finally {
+    stop?.();
+    if (meter) {
+      meter.fromDisk += own.fromDisk;
+      meter.queuedMs += own.queuedMs;
+    }
+  }
+  progress?.onProgress({ bytes, total: bytes, fromDisk: own.fromDisk });
+  return bytes;
 }
 
 /**
@@ -67,7 +103,10 @@ export function prepareForReadSync(fd: FileLike, offset?: number, length?: numbe
   const handle = toFd(fd);
   const start = toPosition(offset, 'offset', 0);
   const count = toPosition(length, 'length', -1);
-  return unwrap(binding.warmSync(handle, start, count));
+  const ch = activeChannel('prepareForRead');
+  if (ch === undefined) return unwrap(binding.warmSync(handle, start, count));
+  const context = { fd: handle, offset: start, length: count < 0 ? undefined : count };
+  return traceSync(ch, context, (meter) => unwrap(binding.warmSync(handle, start, count, true), meter));
 }
 
 /** Options for {@link warmFile}. */
@@ -96,10 +135,11 @@ export async function warmFile(path: string, options?: WarmFileOptions): Promise
   const start = toPosition(opts.offset, 'options.offset', 0);
   const count = opts.length === undefined ? undefined : toPosition(opts.length, 'options.length', 0);
   const signal = toSignal(opts.signal);
+  toProgressPlan(opts);
   throwIfAborted(signal);
   const file = await openForReading(path);
   try {
-    return await prepareForRead(file.fd, start, count, { signal });
+    return await prepareForRead(file.fd, start, count, { signal, onProgress: opts.onProgress, progressIntervalMs: opts.progressIntervalMs });
   } finally {
     file.close();
   }

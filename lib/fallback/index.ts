@@ -67,6 +67,10 @@ export function fallbackBinding(): Binding {
     ...openCalls(owned),
     ...filesCalls(pool, owned, page),
 
+    progress() {
+      return null;
+    },
+
     cancel(id) {
       pool.cancel(id);
     },

@@ -34,7 +34,7 @@ export function aborted(syscall: string, bytesSent?: number): NativeFailure {
 /** The slots, jobs in flight and counters of one fallback binding (one per thread). */
 export class FallbackPool {
   /** What stats() counts of the fallback's work. */
-  readonly counters = { warmedBytes: 0, fallbackReads: 0, directReopens: 0 };
+  readonly counters = { warmedBytes: 0, fallbackReads: 0, directReopens: 0, jobs: 0 };
   /** Sends backing off from a full non-blocking destination. */
   waiting = 0;
   /** Configured chunk size in bytes. */
@@ -109,6 +109,7 @@ export class FallbackPool {
   /** Marks job `id` as running, so that cancel(id) takes. */
   track(id: number): void {
     this.running.add(id);
+    this.counters.jobs++;
   }
 
   /** Ends job `id`'s tracking; true when it was cancelled meanwhile. */
@@ -145,6 +146,9 @@ export class FallbackPool {
       sendfileChunks: 0,
       fallbackReads: this.counters.fallbackReads,
       directReopens: this.counters.directReopens,
+      fromDiskBytes: 0,
+      jobs: this.counters.jobs,
+      queuedMs: 0,
       queued: this.slots.queued,
       active: this.slots.running,
       waiting: this.waiting,

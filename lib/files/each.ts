@@ -6,7 +6,7 @@
  */
 import { FILE_OUTCOME_FIELDS, type BudgetHandle, type FileOutcomes } from '../core/binding';
 import { binding, nextId } from '../core/native';
-import { settle } from '../core/settle';
+import { settle, type Meter } from '../core/settle';
 import { stats } from '../core/config';
 import { invalidArgType, invalidArgValue, systemError, type SystemError } from '../core/errors';
 import { throwIfAborted, toBoolean, toIntInRange, toOptions, toPosition, toSignal } from '../core/validate';
@@ -59,6 +59,12 @@ export interface FileReport {
   readBytes: number;
   /** The budget ran out at or before this file: it was not (or not wholly) warmed. */
   stopped: boolean;
+  /**
+   * The resident pages as (first page, pages) pairs: only where the plan's
+   * op is 3 (a map, as `pagewarm stat --map` asks), which covers whole files.
+   * @internal
+   */
+  residentRanges?: number[];
 }
 
 const OPS = { warm: 0, residency: 1, evict: 2 } as const;
@@ -81,6 +87,14 @@ export interface Plan {
   beforeBatch?: () => void;
   /** Restore: the specs of a batch's paths (see Binding.files). */
   specs?: (paths: string[]) => Float64Array;
+  /** A traced call: its jobs' figures go here (see lib/core/trace.ts). */
+  meter?: Meter;
+  /**
+   * Told every `intervalMs` while batches run, how far the batches not yet
+   * yielded have got: bytes done and, of those, bytes read from the disk
+   * (files finished in them, and the file each is reading, chunk by chunk).
+   */
+  watch?: { intervalMs: number; report: (bytes: number, fromDisk: number) => void };
 }
 
 /** One batch's paths and what the binding said of them. @internal */
@@ -147,7 +161,14 @@ export async function* batches(plan: Plan, paths: Iterable<string> | AsyncIterab
   const seen = new Set<string>();
   for await (const b of rawBatches(plan, paths)) {
     const reports = new Array<FileReport>(b.paths.length);
-    for (let i = 0; i < b.paths.length; i++) reports[i] = report(b.paths[i]!, b.outcomes, i, seen);
+    let at = 0; // where path i's pairs start in b.outcomes.ranges (op 3)
+    for (let i = 0; i < b.paths.length; i++) {
+      reports[i] = report(b.paths[i]!, b.outcomes, i, seen);
+      if (plan.op !== 3) continue;
+      const pairs = b.outcomes.data[i * FILE_OUTCOME_FIELDS + 14]!;
+      reports[i]!.residentRanges = Array.from(b.outcomes.ranges.subarray(at, at + 2 * pairs));
+      at += 2 * pairs;
+    }
     yield reports;
   }
 }
@@ -166,6 +187,19 @@ export async function* rawBatches(plan: Plan, paths: Iterable<string> | AsyncIte
   let exhausted = false;
   let index = 0;
   const array = Array.isArray(paths) ? (paths as unknown[]) : undefined;
+  const watch = plan.watch;
+  const watcher = watch && setInterval(() => {
+    let bytes = 0;
+    let fromDisk = 0;
+    for (const job of inFlight) {
+      const p = binding.progress(job.id);
+      if (p === null) continue; // settled: the caller counts it when it is yielded
+      bytes += p[0];
+      fromDisk += p[2];
+    }
+    watch.report(bytes, fromDisk);
+  }, watch.intervalMs);
+  watcher?.unref();
   const take = async (): Promise<string[]> => {
     if (array) {
       // An array is sliced, not iterated.
@@ -200,7 +234,8 @@ export async function* rawBatches(plan: Plan, paths: Iterable<string> | AsyncIte
         plan.beforeBatch?.();
         const id = nextId();
         const specs = plan.specs?.(batch);
-        const done = settle(binding.files(plan.op, batch, plan.offset, plan.length, plan.maxSize, plan.flags, id, plan.budget, specs), id, plan.signal);
+        const done = settle(binding.files(plan.op, batch, plan.offset, plan.length, plan.maxSize, plan.flags, id, plan.budget, specs,
+          plan.meter !== undefined), id, plan.signal, plan.meter);
         done.catch(() => {}); // awaited in turn below; never an unhandled rejection meanwhile
         inFlight.push({ id, paths: batch, done });
       }
@@ -215,6 +250,7 @@ export async function* rawBatches(plan: Plan, paths: Iterable<string> | AsyncIte
       yield { paths: first.paths, outcomes, stopped: batchStopped };
     }
   } finally {
+    if (watcher) clearInterval(watcher);
     // Stopped early (a break, an error, an abort): cancel what is still running.
     for (const job of inFlight) binding.cancel(job.id);
     await Promise.allSettled(inFlight.map((job) => job.done));

@@ -7,6 +7,8 @@ import { invalidArgType } from '../core/errors';
 import { throwIfAborted, toOptions } from '../core/validate';
 import { batches, toPlan, type EachFileOptions, type FileReport, type FilesOperation } from './each';
 import { Budget, toBudgetSpec } from './budget';
+import type { Meter } from '../core/settle';
+import { activeChannel, traceAsync } from '../core/trace';
 
 /** How far a many-files call has got, for `onProgress`. */
 export interface FilesProgress {
@@ -16,6 +18,10 @@ export interface FilesProgress {
   bytes: number;
   /** warmFiles: bytes that were not in the page cache and were read. */
   warmedBytes: number;
+  /** warmFiles: the same as warmedBytes (the name every onProgress shares). */
+  fromDisk: number;
+  /** Bytes of the ranges of all the files: -1 until the last path is known (paths are read as the work goes). */
+  total: number;
 }
 
 /** Options of warmFiles, evictFiles and filesResidency. */
@@ -92,7 +98,15 @@ export interface FilesResidencyResult extends FilesResult {
  * @throws (as a rejection) TypeError / RangeError for bad arguments; AbortError.
  */
 export async function warmFiles(paths: Iterable<string> | AsyncIterable<string>, options?: FilesOptions): Promise<WarmFilesResult> {
-  const sum = await total('warm', paths, options);
+  const ch = activeChannel('warmFiles');
+  if (ch === undefined) return warmAll(paths, options, undefined);
+  return traceAsync(ch, { paths: Array.isArray(paths) ? paths : undefined }, (meter) => warmAll(paths, options, meter));
+}
+
+async function warmAll(paths: Iterable<string> | AsyncIterable<string>, options: FilesOptions | undefined,
+  meter: Meter | undefined): Promise<WarmFilesResult> {
+  const sum = await total('warm', paths, options, meter);
+  if (meter) meter.fromDisk = sum.warmedBytes; // the same figure, also where the binding is not traced (the fallback)
   const r: WarmFilesResult = { files: sum.files, bytes: sum.bytes, warmedBytes: sum.warmedBytes, failed: sum.failed, skipped: sum.skipped };
   if (sum.stoppedBy) r.stoppedBy = sum.stoppedBy;
   return r;
@@ -164,8 +178,10 @@ function pageBytes(pages: number, report: FileReport): number {
   return pages >= report.pages ? report.bytes : Math.min(report.bytes, pages * PAGE);
 }
 
-async function total(operation: FilesOperation, paths: Iterable<string> | AsyncIterable<string>, options: FilesOptions | undefined): Promise<Sum> {
+async function total(operation: FilesOperation, paths: Iterable<string> | AsyncIterable<string>, options: FilesOptions | undefined,
+  meter?: Meter): Promise<Sum> {
   const plan = toPlan(operation, paths, options);
+  plan.meter = meter;
   const o = toOptions<FilesOptions>(options);
   const onProgress = o.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgType('options.onProgress', 'of type function', onProgress);
@@ -182,14 +198,25 @@ async function total(operation: FilesOperation, paths: Iterable<string> | AsyncI
   const sum: Sum = { files: 0, bytes: 0, failed: [], skipped: 0, warmedBytes: 0, evictedBytes: 0, residentBytes: 0, unknown: 0 };
   let done = 0;
   let last = performance.now();
+  // Files done, plus how far the batches still running have got (chunk by chunk).
+  const report = (bytes: number, fromDisk: number, total: number): void => {
+    last = performance.now();
+    const warmed = operation === 'warm' ? sum.warmedBytes + fromDisk : 0;
+    onProgress!({ files: done, bytes: sum.bytes + bytes, warmedBytes: warmed, fromDisk: warmed, total });
+  };
+  if (onProgress) {
+    plan.watch = {
+      intervalMs: Math.max(10, interval),
+      report: (bytes, fromDisk) => {
+        if (performance.now() - last >= interval) report(bytes, fromDisk, -1);
+      },
+    };
+  }
   for await (const batch of batches(plan, paths)) {
     for (const r of batch) add(sum, r, operation);
     done += batch.length;
-    if (onProgress && performance.now() - last >= interval) {
-      last = performance.now();
-      onProgress({ files: done, bytes: sum.bytes, warmedBytes: sum.warmedBytes });
-    }
+    if (onProgress && performance.now() - last >= interval) report(0, 0, -1);
   }
-  onProgress?.({ files: done, bytes: sum.bytes, warmedBytes: sum.warmedBytes });
+  if (onProgress) report(0, 0, sum.bytes);
   return sum;
 }

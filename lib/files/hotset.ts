@@ -12,6 +12,8 @@ import { capabilities } from '../core/config';
 import { invalidArgType, systemError } from '../core/errors';
 import { throwIfAborted, toIntInRange, toOptions, toSignal } from '../core/validate';
 import { rawBatches, type Plan } from './each';
+import type { Meter } from '../core/settle';
+import { activeChannel, traceAsync } from '../core/trace';
 import { Budget, toBudgetSpec } from './budget';
 import { Walk } from './walk';
 import { checkHotSet, decodeHotSet, encodeHotSet, type HotFile, type HotSet } from './hotset-format';
@@ -118,7 +120,7 @@ export interface RestoreOptions {
   budget?: number | string;
   signal?: AbortSignal;
   /** `({ files, restoredBytes })`, at most every `progressIntervalMs` (default 100) and at the end. */
-  onProgress?: (progress: { files: number; restoredBytes: number }) => void;
+  onProgress?: (progress: RestoreProgress) => void;
   progressIntervalMs?: number;
 }
 
@@ -152,6 +154,27 @@ export interface RestoreResult {
  *   TypeError / RangeError for bad options; AbortError.
  */
 export async function restore(hotSetOrFile: HotSet | string, options?: RestoreOptions): Promise<RestoreResult> {
+  const ch = activeChannel('restore');
+  if (ch === undefined) return restoreAll(hotSetOrFile, options, undefined);
+  const context = typeof hotSetOrFile === 'string' ? { path: hotSetOrFile } : {};
+  return traceAsync(ch, context, (meter) => restoreAll(hotSetOrFile, options, meter));
+}
+
+/** How far restore has got, for `onProgress`. */
+export interface RestoreProgress {
+  /** Files restored so far. */
+  files: number;
+  /** Bytes of the hot set's ranges handled so far (resident already, or read). */
+  bytes: number;
+  /** Bytes of all the hot set's ranges (of files whose residency was known). */
+  total: number;
+  /** Of `bytes`, those read from the disk (= restoredBytes). */
+  fromDisk: number;
+  /** Bytes read from the disk so far. */
+  restoredBytes: number;
+}
+
+async function restoreAll(hotSetOrFile: HotSet | string, options: RestoreOptions | undefined, meter: Meter | undefined): Promise<RestoreResult> {
   const o = toOptions<RestoreOptions>(options);
   const signal = toSignal(o.signal);
   const spec = toBudgetSpec(o.budget);
@@ -171,19 +194,35 @@ export async function restore(hotSetOrFile: HotSet | string, options?: RestoreOp
       paths.push(f.path);
     }
   }
-  const plan: Plan = { op: 4, offset: 0, length: -1, maxSize: -1, flags: 1, signal, specs: (batch) => specsOf(batch, byPath, scale) };
+  const plan: Plan = { op: 4, offset: 0, length: -1, maxSize: -1, flags: 1, signal, specs: (batch) => specsOf(batch, byPath, scale), meter };
+  let total = 0;
+  for (const f of byPath.values()) for (let k = 1; k < f.ranges.length; k += 2) total += f.ranges[k]! * set.pageSize;
+  let bytes = 0;
+  const progress = (): RestoreProgress => ({ files: result.files, bytes, total, fromDisk: result.restoredBytes, restoredBytes: result.restoredBytes });
   if (spec) {
     const budget = new Budget(spec);
     plan.budget = budget.handle;
     plan.beforeBatch = () => budget.check();
   }
   let last = performance.now();
+  if (onProgress) {
+    plan.watch = {
+      intervalMs: Math.max(10, interval),
+      report: (running, fromDisk) => {
+        if (performance.now() - last < interval) return;
+        last = performance.now();
+        const p = progress();
+        onProgress({ ...p, bytes: p.bytes + running, fromDisk: p.fromDisk + fromDisk, restoredBytes: p.restoredBytes + fromDisk });
+      },
+    };
+  }
   for await (const b of rawBatches(plan, paths)) {
     const { data, syscalls } = b.outcomes;
     for (let i = 0; i < b.paths.length; i++) {
       const f = data.subarray(i * FILE_OUTCOME_FIELDS, (i + 1) * FILE_OUTCOME_FIELDS);
       const path = b.paths[i]!;
       result.restoredBytes += f[12]!;
+      bytes += f[2]!;
       if (f[13] === 1) result.stoppedBy = 'budget';
       if (f[0] === -2) result.skipped.push({ path, reason: 'changed' });
       else if (f[0]! > 0) {
@@ -194,10 +233,11 @@ export async function restore(hotSetOrFile: HotSet | string, options?: RestoreOp
     }
     if (onProgress && performance.now() - last >= interval) {
       last = performance.now();
-      onProgress({ files: result.files, restoredBytes: result.restoredBytes });
+      onProgress(progress());
     }
   }
-  onProgress?.({ files: result.files, restoredBytes: result.restoredBytes });
+  onProgress?.(progress());
+  if (meter) meter.fromDisk = result.restoredBytes; // the same figure, also where the binding is not traced (the fallback)
   return result;
 }
 

@@ -9,6 +9,7 @@ import { FAST_MAX, residentBody, type FastPath } from './fast-body';
 import type { Encoding } from './encoding';
 import { derive, type Meta } from './file-meta';
 import type { FileStat } from './options';
+import type { Meter } from '../core/settle';
 import { endResponse, ended, respond } from './response';
 
 /** What `serveFile` (serve.ts) resolves with. */
@@ -46,6 +47,8 @@ export interface Served {
   setHeaders: ((res: http.ServerResponse, path: string, stat: FileStat) => void) | undefined;
   /** Called before anything of the response is written (perhaps more than once: idempotent). */
   beforeAnswer: (() => void) | undefined;
+  /** A traced request's figures (bytes from the disk, waits for a thread), else undefined. */
+  meter: Meter | undefined;
 }
 
 /** serveOpen's answer when the file changed while it was read: start over. */
@@ -128,7 +131,7 @@ export async function serveOpen(s: Served, fd: number, meta: Meta, fast: FastPat
       return { statusCode, bytes: count, zeroCopy: false };
     }
   }
-  const sent = await respond(res, { fd, close: async () => undefined }, start, count, statusCode, headers, undefined);
+  const sent = await respond(res, { fd, close: async () => undefined }, start, count, statusCode, headers, undefined, s.meter);
   return { statusCode, bytes: sent.bytes, zeroCopy: sent.zeroCopy };
 }
 

@@ -13,6 +13,7 @@ import { invalidArgType, type CodedError } from '../core/errors';
 import { toIntInRange, toOptions, toPosition, toSignal, type FileLike } from '../core/validate';
 import { abortError } from '../send/transfer';
 import { linkedSignal, whenAborted } from '../core/abort';
+import type { Meter } from '../core/settle';
 
 /** Options for {@link sendFileResponse}. */
 export interface SendFileResponseOptions {
@@ -167,6 +168,7 @@ export async function respond(
   statusCode: number,
   headers: http.OutgoingHttpHeaders,
   signal: AbortSignal | undefined,
+  meter?: Meter,
 ): Promise<SendFileResult> {
   if (signal?.aborted) throw abortError(signal, 0);
   delete headers['transfer-encoding'];
@@ -194,7 +196,7 @@ export async function respond(
   // an abort is either seen above or delivered to the send.
   const link = linkedSignal(signal);
   try {
-    result = await sendOwnedFile(socket, input.fd, offset, count, link.signal);
+    result = await sendOwnedFile(socket, input.fd, offset, count, link.signal, meter);
   } catch (err) {
     if (!socket.destroyed) socket.destroy(); // headers went out, the body cannot be completed
     throw err;

@@ -18,6 +18,8 @@ import type { Entry, OpenFileCache } from './file-cache';
 import { fstat, toMeta, type Meta } from './file-meta';
 import { toServePlan, type ServeFileOptions, type ServePlan } from './options';
 import { checkResponse, headersSent } from './response';
+import type { Meter } from '../core/settle';
+import { activeChannel, traceAsync } from '../core/trace';
 
 /** @internal */
 export { parseRange } from './conditional';
@@ -75,11 +77,19 @@ export async function serveFile(
   const plan = toServePlan(options);
   if (res.headersSent) throw headersSent();
 
+  const ch = activeChannel('serveFile');
+  if (ch === undefined) return serveChecked(req, res, path, plan, undefined);
+  return traceAsync(ch, { path, method: req.method }, (meter) => serveChecked(req, res, path, plan, meter));
+}
+
+/** serveFile once its arguments are checked. */
+async function serveChecked(req: http.IncomingMessage, res: http.ServerResponse, path: string, plan: ServePlan,
+  meter: Meter | undefined): Promise<ServeFileResult> {
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') return fail(res, 405, { allow: 'GET, HEAD' });
   const target = resolveTarget(path, plan.root);
   if (typeof target === 'number') return fail(res, target);
-  const r = await serveTarget(req, res, target, plan, plan.cache);
+  const r = await serveTarget(req, res, target, plan, plan.cache, undefined, meter);
   return 'miss' in r ? fail(res, r.status) : r;
 }
 
@@ -96,7 +106,8 @@ export interface Miss {
  * to serve: then nothing is written and the Miss says why (404 absent, a
  * directory, a device or a dotfile under 'ignore'; 403 unreadable or a
  * dotfile under 'deny'; 500 other failures to open). `beforeAnswer` is
- * called before anything is written (a framework takes the response then).
+ * called before anything is written (a framework takes the response then);
+ * `meter` (a traced request) receives the body's figures.
  * @throws (as a rejection) as serveFile, once a response has begun.
  */
 export async function serveTarget(
@@ -106,6 +117,7 @@ export async function serveTarget(
   plan: ServePlan,
   cache: OpenFileCache | undefined,
   beforeAnswer?: () => void,
+  meter?: Meter,
 ): Promise<ServeFileResult | Miss> {
   // The directory the path was joined to, taken now (synchronously after
   // resolveTarget) and used for every check of this request.
@@ -118,7 +130,7 @@ export async function serveTarget(
   const served: Served = {
     req, res, target, typeTarget: target, encoding: undefined, root: plan.root,
     useEtag: plan.useEtag, useLastModified: plan.useLastModified, cacheControl: plan.cacheControl,
-    acceptRanges: plan.acceptRanges, vary: plan.precompressed.length > 0, setHeaders: plan.setHeaders, beforeAnswer,
+    acceptRanges: plan.acceptRanges, vary: plan.precompressed.length > 0, setHeaders: plan.setHeaders, beforeAnswer, meter,
   };
   if (served.vary) {
     for (const encoding of acceptedEncodings(req.headers['accept-encoding'], plan.precompressed)) {

@@ -13,6 +13,8 @@ import { cacheFor } from './file-cache';
 import { toServePlan, type ServeFileOptions, type ServePlan } from './options';
 import { endResponse } from './response';
 import { checkRequest, serveTarget, type Miss } from './serve';
+import type { Meter } from '../core/settle';
+import { activeChannel, traceAsync } from '../core/trace';
 
 /** Options for {@link serveStatic}: serveFile's (but `root`, given apart) and serve-static's own. */
 export interface ServeStaticOptions extends Omit<ServeFileOptions, 'root'> {
@@ -141,32 +143,58 @@ export async function answerStatic(
   originalUrl: string,
   beforeAnswer?: () => void,
 ): Promise<number | undefined> {
+  const ch = activeChannel('serveFile');
+  if (ch === undefined) return missStatus(await answerOnce(s, req, res, path, originalUrl, beforeAnswer, undefined));
+  // Traced as serveFile is: the result is what was sent, or for a request
+  // handed on (next(), Fastify's not-found handler) its status with `handedOn`.
+  const r = await traceAsync(ch, { path: originalUrl, method: req.method }, async (meter) => {
+    const answer = await answerOnce(s, req, res, path, originalUrl, beforeAnswer, meter);
+    return isMiss(answer) ? { statusCode: answer.status, bytes: 0, zeroCopy: false, handedOn: true } : answer;
+  });
+  return 'handedOn' in r ? r.statusCode : undefined;
+}
+
+function missStatus(r: ServeFileResult | Miss): number | undefined {
+  return isMiss(r) ? r.status : undefined;
+}
+
+/** answerStatic's work: what was sent, or the Miss to hand on. */
+async function answerOnce(
+  s: StaticPlan,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  path: string,
+  originalUrl: string,
+  beforeAnswer: (() => void) | undefined,
+  meter: Meter | undefined,
+): Promise<ServeFileResult | Miss> {
+  const miss = (status: number): Miss => ({ miss: true, status, directory: false });
   const target = resolveTarget(path, s.plan.root);
-  if (typeof target === 'number') return target;
+  if (typeof target === 'number') return miss(target);
   const cache = cacheFor(s.plan.cacheOption);
-  const serve = (t: string) => serveTarget(req, res, t, s.plan, cache, beforeAnswer);
+  const serve = (t: string) => serveTarget(req, res, t, s.plan, cache, beforeAnswer, meter);
 
   if (path.endsWith('/')) {
     for (const name of s.index) {
       const r = await serve(target + name);
-      if (!isMiss(r) || r.status !== 404) return isMiss(r) ? r.status : undefined;
+      if (!isMiss(r) || r.status !== 404) return r;
     }
-    return 404;
+    return miss(404);
   }
   const r = await serve(target);
   if (isMiss(r) && r.directory) {
-    if (!s.redirect) return 404;
+    if (!s.redirect) return miss(404);
     beforeAnswer?.();
     await redirect(res, originalUrl);
-    return undefined;
+    return { statusCode: 301, bytes: 0, zeroCopy: false };
   }
   if (isMiss(r) && r.status === 404 && s.extensions.length > 0 && !/\.[^/]*$/.test(path)) {
     for (const ext of s.extensions) {
       const e = await serve(`${target}.${ext}`);
-      if (!isMiss(e) || e.status !== 404) return isMiss(e) ? e.status : undefined;
+      if (!isMiss(e) || e.status !== 404) return e;
     }
   }
-  return isMiss(r) ? r.status : undefined;
+  return r;
 }
 
 function isMiss(r: ServeFileResult | Miss): r is Miss {

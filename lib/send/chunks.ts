@@ -2,7 +2,8 @@
  * Moving a range to the socket chunk by chunk: the next chunks warmed ahead
  * on pagewarm's threads while one is emitted, and dropBehind. Not public API.
  */
-import { prepareForRead } from '../core/warm';
+import { prepareForRead, warmRange } from '../core/warm';
+import type { Meter } from '../core/settle';
 import { advise } from '../core/residency';
 import { withBytesSent } from './errors';
 
@@ -39,8 +40,10 @@ export interface ChunkPlan {
   signal: AbortSignal;
   /** Sends `n` bytes at `pos` (zero-copy or copying); resolves with the bytes sent. */
   emit: Emit;
-  /** Called after each chunk (refreshes the socket's idle timeout). */
-  progress: () => void;
+  /** Called after each chunk with the bytes sent so far (refreshes the socket's idle timeout). */
+  progress: (sent: number) => void;
+  /** Where the warm-ups' figures go (traced or watched sends), else undefined. */
+  meter: Meter | undefined;
 }
 
 /**
@@ -49,7 +52,7 @@ export interface ChunkPlan {
  * chunk). Rejections carry the total `bytesSent`.
  */
 export async function sendChunks(plan: ChunkPlan): Promise<number> {
-  const { fd, offset, length, chunk, warm, dropBehind, signal, emit, progress } = plan;
+  const { fd, offset, length, chunk, warm, dropBehind, signal, emit, progress, meter } = plan;
   const end = length < 0 ? Number.MAX_SAFE_INTEGER : offset + length;
   // Warm-ups of the chunks ahead, in order. Each is settled into an Outcome at
   // once, so one that fails while a chunk is being sent is never an
@@ -59,7 +62,7 @@ export async function sendChunks(plan: ChunkPlan): Promise<number> {
   const warmAhead = (ahead: number): void => {
     while (warm && warming.length < ahead && warmedTo < end) {
       const n = Math.min(chunk, end - warmedTo);
-      warming.push(outcome(prepareForRead(fd, warmedTo, n, { signal })));
+      warming.push(outcome(meter ? warmRange(fd, warmedTo, n, signal, meter, undefined) : prepareForRead(fd, warmedTo, n, { signal })));
       warmedTo += n;
     }
   };
@@ -83,7 +86,7 @@ export async function sendChunks(plan: ChunkPlan): Promise<number> {
     }
     sent += got;
     pos += got;
-    progress();
+    progress(sent);
     if (dropBehind) {
       // The chunk before this one has most likely left the socket buffer.
       // Boundaries are aligned: DONTNEED skips a large folio that straddles

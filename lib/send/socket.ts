@@ -27,13 +27,16 @@ import { copyRange, PIECE_QUEUED } from './copy';
 import { socketError, type SendFileError } from './errors';
 import { hold, internal, socketFd, unhold, type Callback, type HeldSend } from './hold';
 import { openSource, pinSource, toSource, type Input, type Source } from './source';
+import type { Meter } from '../core/settle';
+import { toProgressPlan, type ProgressOptions, type ProgressPlan } from '../core/progress';
+import { activeChannel, traceAsync } from '../core/trace';
 
 export type { SendFileError } from './errors';
 /** @internal */
 export { openPath, openSource, pinSource, toSource, type Input, type Source } from './source';
 
 /** Options for {@link sendFile}. */
-export interface SendFileOptions {
+export interface SendFileOptions extends ProgressOptions {
   /** Byte offset in the file to start at. Default 0. */
   offset?: number;
   /** Bytes to send. Default: to the end of the file. */
@@ -133,12 +136,19 @@ export function sendFile(socket: net.Socket, file: FileLike | string, options?: 
     const signal = toSignal(opts.signal);
     if (signal?.aborted) throw abortError(signal, 0);
     checkSocket(socket);
+    const progress = toProgressPlan(opts);
+    const ch = activeChannel('sendFile');
+    const context = ch && { ...(typeof file === 'string' ? { path: file } : { fd: typeof file === 'number' ? file : file.fd }),
+      offset, length: length < 0 ? undefined : length };
     source = pinSource(source); // last: nothing below throws before begin() owns it
-    // The marker must be written now, synchronously: writes the caller makes
-    // right after this call are then queued behind it.
-    return new Promise<SendFileResult>((resolve, reject) => {
-      new SocketSend(socket, source, { offset, length, warm, dropBehind }, signal, resolve, reject).begin();
+    // The marker must be written now, synchronously (traceAsync calls at
+    // once): writes the caller makes right after this call are then queued
+    // behind it.
+    const send = (meter: Meter | undefined): Promise<SendFileResult> => new Promise<SendFileResult>((resolve, reject) => {
+      new SocketSend(socket, source, { offset, length, warm, dropBehind, meter, progress }, signal, resolve, reject).begin();
     });
+    if (ch === undefined) return send(progress && { fromDisk: 0, queuedMs: 0 });
+    return traceAsync(ch, context!, send);
   } catch (err) {
     // Past the argument checks, every rejection says how much was sent.
     if (err instanceof Error && 'syscall' in err && !('bytesSent' in err)) (err as unknown as SendFileError).bytesSent = 0;
@@ -157,6 +167,7 @@ export function sendOwnedFile(
   offset: number,
   length: number,
   signal?: AbortSignal,
+  meter?: Meter,
 ): Promise<SendFileResult> {
   try {
     checkSocket(socket);
@@ -164,7 +175,7 @@ export function sendOwnedFile(
     return Promise.reject(err);
   }
   return new Promise<SendFileResult>((resolve, reject) => {
-    new SocketSend(socket, { owned: fd }, { offset, length, warm: true, dropBehind: false }, signal, resolve, reject).begin();
+    new SocketSend(socket, { owned: fd }, { offset, length, warm: true, dropBehind: false, meter, progress: undefined }, signal, resolve, reject).begin();
   });
 }
 
@@ -197,6 +208,9 @@ interface Range {
   length: number;
   warm: boolean;
   dropBehind: boolean;
+  /** Where the send's figures (bytes from the disk, waits for a thread) go, when traced or watched. */
+  meter: Meter | undefined;
+  progress: ProgressPlan | undefined;
 }
 
 type Opened = { ok: true; input: Input } | { ok: false; error: unknown };
@@ -263,20 +277,29 @@ class SocketSend implements HeldSend {
     if (out < 0) this.zeroCopy = false;
     const fd = opened.input.fd;
     const signal = this.controller.signal;
+    const { offset, length, dropBehind, meter, progress } = this.range;
     const emit = (pos: number, n: number): Promise<number> => {
       this.emitting = true;
-      return out >= 0 ? sendRange(out, fd, pos, n, signal) : copyRange(this.socket, fd, pos, n, signal);
+      return out >= 0 ? sendRange(out, fd, pos, n, signal, meter) : copyRange(this.socket, fd, pos, n, signal);
     };
-    const { offset, length, dropBehind } = this.range;
+    let reported = performance.now();
     // A zero-copy range of one chunk has nothing to pipeline: its send job
     // reads whatever is cold itself, on pagewarm's threads, and a separate
     // warm-up first would only add a round trip. The copying path keeps it: its reads are on the libuv pool.
     const chunk = binding.chunkSize();
     const warm = this.range.warm && !(out >= 0 && length >= 0 && length <= chunk);
-    return sendChunks({
-      fd, offset, length, chunk, warm, dropBehind, signal, emit,
-      progress: () => internal(this.socket)._unrefTimer?.call(this.socket),
+    const sent = await sendChunks({
+      fd, offset, length, chunk, warm, dropBehind, signal, emit, meter,
+      progress: (bytes) => {
+        internal(this.socket)._unrefTimer?.call(this.socket);
+        if (progress && performance.now() - reported >= progress.intervalMs) {
+          reported = performance.now();
+          progress.onProgress({ bytes, total: length, fromDisk: meter!.fromDisk });
+        }
+      },
     });
+    progress?.onProgress({ bytes: sent, total: sent, fromDisk: meter!.fromDisk });
+    return sent;
   }
 
   /** Settles the call once: resumes or destroys the socket, closes the file, then resolves or rejects. */

@@ -8,6 +8,8 @@ import { binding, nextId } from '../core/native';
 import { whenAborted } from '../core/abort';
 import { AbortError, invalidArgType, isNativeFailure, systemError, type SystemError } from '../core/errors';
 import { toFd, toOptions, toPosition, toSignal, type FileLike } from '../core/validate';
+import { meterFailure, untrace, type Meter } from '../core/settle';
+import { activeChannel, traceAsync, traceSync } from '../core/trace';
 
 /** Options for {@link transferTo}. */
 export interface TransferOptions {
@@ -73,7 +75,9 @@ export async function transferTo(
   const count = toRequiredPosition(length, 'length');
   const signal = toSignal(toOptions<TransferOptions>(options).signal);
   if (signal?.aborted) throw abortError(signal, 0);
-  return sendRange(out, input, start, count, signal);
+  const ch = activeChannel('transferTo');
+  if (ch === undefined) return sendRange(out, input, start, count, signal);
+  return traceAsync(ch, { outFd: out, fd: input, offset: start, length: count }, (meter) => sendRange(out, input, start, count, signal, meter));
 }
 
 /**
@@ -93,9 +97,15 @@ export function transferToSync(outFd: number, inFd: FileLike, offset: number, le
   const input = toFd(inFd, 'inFd');
   const start = toRequiredPosition(offset, 'offset');
   const count = toRequiredPosition(length, 'length');
-  const result = binding.sendSync(out, input, start, count);
+  const ch = activeChannel('transferTo');
+  if (ch === undefined) return sendSync(out, input, start, count, undefined);
+  return traceSync(ch, { outFd: out, fd: input, offset: start, length: count }, (meter) => sendSync(out, input, start, count, meter));
+}
+
+function sendSync(out: number, input: number, start: number, count: number, meter: Meter | undefined): number {
+  const result = binding.sendSync(out, input, start, count, meter !== undefined);
   if (isNativeFailure(result)) throw sendError(result);
-  return result;
+  return untrace(result, meter);
 }
 
 // ---------------------------------------------------------------------------
@@ -111,19 +121,21 @@ export async function sendRange(
   offset: number,
   length: number,
   signal?: AbortSignal,
+  meter?: Meter,
 ): Promise<number> {
   // Before the job, not only after: a job that completes on the JS thread
   // returns its byte count at once, and a cancel after that comes too late.
   if (signal?.aborted) throw abortError(signal, 0);
   const id = nextId();
-  const started = binding.send(outFd, inFd, offset, length, id);
+  const started = binding.send(outFd, inFd, offset, length, id, meter !== undefined);
   if (isNativeFailure(started)) throw sendError(started);
   if (!(started instanceof Promise)) return started;
   const stopWaiting = signal ? whenAborted(signal, () => binding.cancel(id)) : undefined;
   try {
-    return await started;
+    return untrace(await started, meter);
   } catch (reason) {
     if (!isNativeFailure(reason)) throw reason;
+    meterFailure(reason, meter);
     if (reason.aborted) throw abortError(signal, reason.bytesSent ?? 0);
     throw sendError(reason);
   } finally {

@@ -20,6 +20,7 @@
 import { spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { tracingChannel } from 'node:diagnostics_channel';
 import { join } from 'node:path';
 import * as pw from '../lib/index';
 import {
@@ -127,6 +128,14 @@ async function phase(mode: DiskMode, state: 'cold' | 'hot', path: string, size: 
   return { mode: mode.label, state, size, reps, samples };
 }
 
+/** The prepareForRead tracing channel, and a subscriber that only counts events. */
+const channel = tracingChannel<unknown, pw.TraceContext>(pw.tracingChannels.prepareForRead);
+let events = 0;
+const count = (): void => {
+  events++;
+};
+const counting = { start: count, end: count, asyncStart: count, asyncEnd: count, error: count };
+
 async function fastPathCost(path: string, smoke: boolean): Promise<{ range: string; method: string; usPerCall: number; fastPathHits: number; calls: number }[]> {
   const fh = await open(path, 'r');
   const out: { range: string; method: string; usPerCall: number; fastPathHits: number; calls: number }[] = [];
@@ -140,14 +149,24 @@ async function fastPathCost(path: string, smoke: boolean): Promise<{ range: stri
         ['prepareForReadSync (resident)', async () => pw.prepareForReadSync(fh.fd, 0, len)],
         [`residencySync (${pw.capabilities().native ? 'cachestat' : 'unknown: no kernel query'})`, async () => pw.residencySync(fh.fd, 0, len)],
         ['fs read of the range (libuv)', () => fh.read(buf, 0, len, 0)],
+        // The tracing channel's cost: the same calls with a subscriber (a
+        // handler per event that counts), against the untraced rows above.
+        ['prepareForRead (resident), traced', () => pw.prepareForRead(fh.fd, 0, len)],
+        ['prepareForReadSync (resident), traced', async () => pw.prepareForReadSync(fh.fd, 0, len)],
       ];
       for (const [name, fn] of cases) {
-        for (let i = 0; i < 200; i++) await fn(); // warm up the JIT
-        const hits0 = pw.stats().fastPathHits;
-        const t0 = nowMs();
-        for (let i = 0; i < calls; i++) await fn();
-        const us = ((nowMs() - t0) * 1000) / calls;
-        out.push({ range: label, method: name, usPerCall: us, fastPathHits: pw.stats().fastPathHits - hits0, calls });
+        const traced = name.endsWith(', traced');
+        if (traced) channel.subscribe(counting);
+        try {
+          for (let i = 0; i < 200; i++) await fn(); // warm up the JIT
+          const hits0 = pw.stats().fastPathHits;
+          const t0 = nowMs();
+          for (let i = 0; i < calls; i++) await fn();
+          const us = ((nowMs() - t0) * 1000) / calls;
+          out.push({ range: label, method: name, usPerCall: us, fastPathHits: pw.stats().fastPathHits - hits0, calls });
+        } finally {
+          if (traced) channel.unsubscribe(counting);
+        }
       }
     }
   } finally {
@@ -160,6 +179,13 @@ function printFastPath(fast: Awaited<ReturnType<typeof fastPathCost>>): void {
   const binding = pw.capabilities().native ? 'native' : 'portable fallback';
   printTable(`prepareForRead on an already resident range (per call, awaited one after another) [${binding}]`,
     ['range', 'call', 'us/call', 'fast-path hits'], fast.map((f) => [f.range, f.method, f.usPerCall, `${f.fastPathHits}/${f.calls}`]));
+  const rows: Array<[string, string, number, number, string]> = [];
+  for (const f of fast.filter((x) => x.method.endsWith(', traced'))) {
+    const plain = fast.find((x) => x.range === f.range && x.method === f.method.replace(', traced', ''))!;
+    rows.push([f.range, plain.method, plain.usPerCall, f.usPerCall, `+${(f.usPerCall - plain.usPerCall).toFixed(2)} us (${(f.usPerCall / plain.usPerCall).toFixed(2)}x)`]);
+  }
+  printTable(`Tracing channel cost per call (a subscriber that counts events; ${events} events seen) [${binding}]`,
+    ['range', 'call', 'no subscriber us', 'subscriber us', 'cost'], rows);
 }
 
 /** --fast-path-only: the per-call table of a resident 2 MiB file, nothing else. */

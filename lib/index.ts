@@ -2,7 +2,8 @@
  * pagewarm: keep disk reads off Node's event loop and serve file bytes
  * without copying them through JavaScript.
  */
-export { prepareForRead, prepareForReadSync, warmFile, type PrepareOptions, type WarmFileOptions } from './core/warm';
+export { prepareForRead, prepareForReadSync, type PrepareOptions } from './core/warm';
+export { warmFile, type WarmFileOptions } from './files/warm-file';
 export { residency, residencySync, evict, advise, type Residency, type Advice } from './core/residency';
 export { warmFiles, evictFiles, filesResidency, type FilesOptions, type FilesProgress, type FilesResult, type FileFailure, type WarmFilesResult, type EvictFilesResult, type FilesResidencyResult } from './files/files';
 export {

@@ -37,6 +37,8 @@ class FilesJob : public Job {
  public:
   FilesJob(FilesOp op, const TestFlags& flags) : Job(FilesSyscall(op)), op_(op) {
     warm_.read_fallback = flags.force_read_fallback;
+    // A restore's pages are for later use: read, so they count as used (see WarmState).
+    warm_.mark_accessed = op == FilesOp::kRestore;
   }
 
   std::vector<std::string> paths;

@@ -82,7 +82,7 @@ SysResult WarmChunk(const FdRef& file, WarmState* state, int64_t offset, int64_t
   // warm-up before those pages land. splice to /dev/null waits for a page
   // still being read, and costs little for pages already uptodate.
   int64_t done = 0;
-  if (!state->read_fallback) {
+  if (!state->read_fallback && !state->mark_accessed) {
     int null_fd = NullFd();
     if (null_fd < 0) return SysResult::Fail(-null_fd, "open");
     while (done < length) {
@@ -111,11 +111,11 @@ SysResult WarmChunk(const FdRef& file, WarmState* state, int64_t offset, int64_t
     }
     if (!state->read_fallback) Count(counters.sendfile_chunks);
   }
-  if (state->read_fallback && !*eof && done < length) {
+  if ((state->read_fallback || state->mark_accessed) && !*eof && done < length) {
     SysResult r = ReadChunk(file.fd(), offset + done, length - done, eof);
     if (!r.ok()) return r;
     done += r.value;
-    Count(counters.fallback_reads);
+    if (state->read_fallback) Count(counters.fallback_reads);
   }
   Count(counters.warmed_bytes, done);
   return SysResult::Ok(done);

@@ -14,6 +14,11 @@ struct WarmState {
   // Splice is unsupported: read instead. Starts true when the test-only
   // switch forceReadFallback was on in the environment that made the job.
   bool read_fallback = false;
+  // Read (into a reused buffer) instead of splicing, by choice: read(2)
+  // marks the pages accessed, as an application's own read would, and
+  // splice does not, so pages warmed for later use (restore) are not the
+  // first that reclaim takes (kswapd, or proactive reclaim such as DAMON's).
+  bool mark_accessed = false;
 };
 
 // Warms [offset, offset + length) of file. Returns the bytes covered, which

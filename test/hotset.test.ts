@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { PassThrough } from 'node:stream';
 import {
   capabilities, keepSnapshot, loadHotSet, prepareForRead, restore, saveHotSet, snapshot, SnapshotError, warmFiles,
-  type HotSet,
+  residencySync, warmFile, type HotSet,
 } from '../lib/index';
 import { main } from '../lib/cli/main';
 import { fdList, makeCold, makeFile, scratchDir, warmedWhole } from './helpers';
@@ -299,4 +299,20 @@ t.test('the command: snapshot -o FILE, restore FILE --budget, --json', async (t)
   t.equal((await run(['restore', '--budget', '101%', file])).code, 2);
   const w = await run(['warm', '--json', '--budget', '50%', d]);
   t.equal(w.code, 0, w.err);
+});
+
+t.test('warmFile with a budget: the range is read only if its missing bytes fit', async (t) => {
+  const path = makeFile(join(dir, 'budget-one.bin'), 4 * MiB);
+  if (!(await makeCold(t, path))) return;
+  const fd = fs.openSync(path, 'r');
+  t.teardown(() => fs.closeSync(fd));
+  t.equal(await warmFile(path, { budget: MiB }), 0, 'a 1 MiB budget: nothing of the cold 4 MiB is read');
+  if (native) t.equal(residencySync(fd).residentPages, 0, 'and the file is still cold');
+  const seen: Array<{ bytes: number; total: number; fromDisk: number }> = [];
+  t.equal(await warmFile(path, { budget: 8 * MiB, onProgress: (p) => seen.push(p) }), 4 * MiB, 'an 8 MiB budget: all of it');
+  if (native) t.equal(residencySync(fd).residentPages, 4 * MiB / PAGE, 'resident');
+  t.match(seen[seen.length - 1], { bytes: 4 * MiB, total: 4 * MiB }, 'progress at the end');
+  t.equal(await warmFile(path, { budget: 0 }), 4 * MiB, 'a resident range needs no budget');
+  await t.rejects(warmFile(path, { budget: '150%' }), { code: 'ERR_OUT_OF_RANGE' });
+  await t.rejects(warmFile(join(dir, 'no-such'), { budget: MiB }), { code: 'ENOENT' });
 });

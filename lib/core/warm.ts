@@ -7,8 +7,6 @@ import { binding, nextId } from './native';
 import { settle, unwrap, type Meter } from './settle';
 import { toProgressPlan, watchJob, type ProgressOptions, type ProgressPlan } from './progress';
 import { activeChannel, traceAsync, traceSync } from './trace';
-import { invalidArgType } from './errors';
-import { openForReading } from './open';
 import { toFd, toOptions, toPosition, toSignal, throwIfAborted, type FileLike } from './validate';
 
 /** Options for {@link prepareForRead}. */
@@ -107,40 +105,4 @@ export function prepareForReadSync(fd: FileLike, offset?: number, length?: numbe
   if (ch === undefined) return unwrap(binding.warmSync(handle, start, count));
   const context = { fd: handle, offset: start, length: count < 0 ? undefined : count };
   return traceSync(ch, context, (meter) => unwrap(binding.warmSync(handle, start, count, true), meter));
-}
-
-/** Options for {@link warmFile}. */
-export interface WarmFileOptions extends PrepareOptions {
-  /** Byte offset to start at. Default 0. */
-  offset?: number;
-  /** Bytes to warm. Default: to the end of the file. */
-  length?: number;
-}
-
-/**
- * Opens `path` read-only, warms the range with {@link prepareForRead}, and
- * closes it again. The open runs on pagewarm's threads (the portable
- * fallback: on the libuv pool), and the descriptor belongs to the calling
- * thread's environment: a worker terminated while the open or the warm-up is
- * in flight leaks no descriptor. Opened with O_NONBLOCK, so a FIFO cannot
- * hang the call (it is refused with `ESPIPE`).
- *
- * @returns The bytes of the range now resident.
- * @throws As `fs.promises.open` (`ENOENT: no such file or directory, open '/x'`,
- *   `EACCES`, ..., with `path`) and {@link prepareForRead}.
- */
-export async function warmFile(path: string, options?: WarmFileOptions): Promise<number> {
-  if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
-  const opts = toOptions<WarmFileOptions>(options);
-  const start = toPosition(opts.offset, 'options.offset', 0);
-  const count = opts.length === undefined ? undefined : toPosition(opts.length, 'options.length', 0);
-  const signal = toSignal(opts.signal);
-  toProgressPlan(opts);
-  throwIfAborted(signal);
-  const file = await openForReading(path);
-  try {
-    return await prepareForRead(file.fd, start, count, { signal, onProgress: opts.onProgress, progressIntervalMs: opts.progressIntervalMs });
-  } finally {
-    file.close();
-  }
 }

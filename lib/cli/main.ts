@@ -198,6 +198,8 @@ function fileResult(r: FileReport, opts: Options, width: number): FileResult {
   if (opts.map && r.residentRanges !== undefined && r.residentPages !== null) {
     if (opts.json) out.residentRanges = byteRanges(r.residentRanges, PAGE, r.bytes);
     else out.map = residencyMap(r.residentRanges, r.pages, width);
+  } else if (opts.map && !opts.json) {
+    out.map = ''; // residency unknown to this process: the line says so
   }
   return out;
 }

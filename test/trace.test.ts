@@ -292,7 +292,8 @@ t.test('no subscriber, no events: tracing is off by default', async (t) => {
 t.test('a worker subscribes in its own thread and sees its own calls', async (t) => {
   t.ok(fs.existsSync(dist), 'the compiled package exists (npm run build:ts)');
   const path = makeFile(join(dir, 'worker.bin'), 8 * MiB);
-  if (!(await makeCold(t, path))) return;
+  const big = makeFile(join(dir, 'worker-abort.bin'), 64 * MiB);
+  if (!(await makeCold(t, path)) || !(await makeCold(t, big))) return;
   const source = `
     const { parentPort, workerData } = require('node:worker_threads');
     const dc = require('node:diagnostics_channel');
@@ -300,7 +301,7 @@ t.test('a worker subscribes in its own thread and sees its own calls', async (t)
     const pw = require(${JSON.stringify(dist)});
     const events = [];
     for (const op of ['prepareForRead', 'warmFiles']) {
-      const on = (name) => (ctx) => events.push([op, name, { ...ctx, error: ctx.error && ctx.error.code }]);
+      const on = (name) => (ctx) => events.push([op, name, { ...ctx, error: ctx.error && (ctx.error.code || ctx.error.name) }]);
       dc.tracingChannel(pw.tracingChannels[op]).subscribe({ start: on('start'), end: on('end'), asyncStart: on('asyncStart'), asyncEnd: on('asyncEnd'), error: on('error') });
     }
     (async () => {
@@ -308,20 +309,31 @@ t.test('a worker subscribes in its own thread and sees its own calls', async (t)
       await pw.prepareForRead(fd);
       await pw.prepareForRead(2 ** 30).catch(() => undefined);
       await pw.warmFiles([workerData.path]);
+      // Aborted while its cold 64 MiB are read.
+      const big = fs.openSync(workerData.big, 'r');
+      const ac = new AbortController();
+      const aborted = pw.prepareForRead(big, 0, undefined, { signal: ac.signal });
+      ac.abort();
+      await aborted.catch(() => undefined);
+      fs.closeSync(big);
       fs.closeSync(fd);
       parentPort.postMessage(events);
     })().catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }));`;
   const mainEvents = record('prepareForRead');
   t.teardown(mainEvents.stop);
-  const w = new Worker(source, { eval: true, workerData: { path } });
+  const w = new Worker(source, { eval: true, workerData: { path, big } });
   const [events] = (await once(w, 'message')) as [Array<[string, string, TraceContext]>];
   await w.terminate();
   t.ok(Array.isArray(events), 'the worker reported its events');
   const warm = events.filter(([op]) => op === 'prepareForRead').map(([, n, c]) => [n, c] as Event);
-  t.same(names(warm), ['start', 'end', 'asyncStart', 'asyncEnd', 'start', 'end', 'error', 'asyncStart', 'asyncEnd']);
+  t.same(names(warm), ['start', 'end', 'asyncStart', 'asyncEnd', 'start', 'end', 'error', 'asyncStart', 'asyncEnd',
+    'start', 'end', 'error', 'asyncStart', 'asyncEnd'], 'success, failure, abort');
   t.equal(warm[3]![1].result, 8 * MiB);
   if (caps.native) t.equal(warm[3]![1].fromDisk, 8 * MiB, 'the worker\'s cold warm-up came from the disk (the whole file)');
   t.equal(warm[6]![1].error, 'EBADF');
+  t.equal(warm[11]![1].error, 'ABORT_ERR', 'the abort, as the error (an AbortError)');
+  t.match(warm[9]![1], { offset: 0, length: undefined }, 'its start context');
+  t.type(warm[13]![1].durationMs, 'number', 'the aborted call settles with its figures');
   const files = events.filter(([op]) => op === 'warmFiles').map(([, n]) => n);
   t.same(files, ['start', 'end', 'asyncStart', 'asyncEnd']);
   t.same(mainEvents.events, [], "the main thread's subscriber saw none of the worker's calls");

@@ -42,13 +42,14 @@ int64_t NotResident(int64_t bytes, int64_t pages, int64_t resident);
 // that cannot be asked (a failure; residency unknown to this process).
 int64_t MissingBytes(const FdRef& file, int64_t offset, int64_t length);
 
-// Bytes the calling thread has caused to be read from storage so far
-// (/proc/thread-self/io read_bytes: its reads and the readahead they
-// started), or -1 where the kernel does not account them.
+// Bytes the calling thread has caused to be read from storage so far (its
+// reads and the readahead they started: getrusage(RUSAGE_THREAD)'s
+// ru_inblock, the read_bytes of /proc/thread-self/io), or -1 where the kernel
+// does not account them.
 int64_t ThreadReadBytes();
 
 // What a read of [offset, offset + length) (`read_fn`) took from the disk:
-// the thread's read_bytes before and after it, readahead it started past
+// the thread's read bytes before and after it, readahead it started past
 // the range included. Without that accounting: the missing bytes of the
 // range and as much again after it (what readahead may bring), asked before
 // and after the read (pages another reader brings in meanwhile count too).

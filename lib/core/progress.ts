@@ -47,11 +47,13 @@ export function toProgressPlan(options: ProgressOptions): ProgressPlan | undefin
 
 /**
  * Reports native job `id`'s progress every plan.intervalMs while it runs
- * (when it has advanced). Returns the function that stops watching.
+ * (when it has advanced), and never once `signal` has aborted. Returns the
+ * function that stops watching.
  */
-export function watchJob(id: number, plan: ProgressPlan): () => void {
+export function watchJob(id: number, plan: ProgressPlan, signal: AbortSignal | undefined): () => void {
   let last = -1;
   const timer = setInterval(() => {
+    if (signal?.aborted) return;
     const p = binding.progress(id);
     if (p === null || p[0] === last) return;
     last = p[0];

@@ -74,7 +74,7 @@ export async function warmRange(fd: number, start: number, count: number, signal
   const id = nextId();
   const own: Meter = { fromDisk: 0, queuedMs: 0 };
   const started = binding.warm(fd, start, count, id, true);
-  const stop = progress && started instanceof Promise ? watchJob(id, progress) : undefined;
+  const stop = progress && started instanceof Promise ? watchJob(id, progress, signal) : undefined;
   let bytes: number;
   try {
     bytes = await settle(started, id, signal, own);

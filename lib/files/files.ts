@@ -200,6 +200,7 @@ async function total(operation: FilesOperation, paths: Iterable<string> | AsyncI
   let last = performance.now();
   // Files done, plus how far the batches still running have got (chunk by chunk).
   const report = (bytes: number, fromDisk: number, total: number): void => {
+    if (plan.signal?.aborted) return; // nothing is reported once the call is aborted
     last = performance.now();
     const warmed = operation === 'warm' ? sum.warmedBytes + fromDisk : 0;
     onProgress!({ files: done, bytes: sum.bytes + bytes, warmedBytes: warmed, fromDisk: warmed, total });

@@ -209,7 +209,7 @@ async function restoreAll(hotSetOrFile: HotSet | string, options: RestoreOptions
     plan.watch = {
       intervalMs: Math.max(10, interval),
       report: (running, fromDisk) => {
-        if (performance.now() - last < interval) return;
+        if (signal?.aborted || performance.now() - last < interval) return;
         last = performance.now();
         const p = progress();
         onProgress({ ...p, bytes: p.bytes + running, fromDisk: p.fromDisk + fromDisk, restoredBytes: p.restoredBytes + fromDisk });
@@ -231,7 +231,7 @@ async function restoreAll(hotSetOrFile: HotSet | string, options: RestoreOptions
         result.skipped.push({ path, reason: f[0] === 2 ? 'missing' : 'failed', error });
       } else if (f[13] !== 1) result.files++;
     }
-    if (onProgress && performance.now() - last >= interval) {
+    if (onProgress && !signal?.aborted && performance.now() - last >= interval) {
       last = performance.now();
       onProgress(progress());
     }

@@ -292,7 +292,7 @@ class SocketSend implements HeldSend {
       fd, offset, length, chunk, warm, dropBehind, signal, emit, meter,
       progress: (bytes) => {
         internal(this.socket)._unrefTimer?.call(this.socket);
-        if (progress && performance.now() - reported >= progress.intervalMs) {
+        if (progress && !signal.aborted && performance.now() - reported >= progress.intervalMs) {
           reported = performance.now();
           progress.onProgress({ bytes, total: length, fromDisk: meter!.fromDisk });
         }

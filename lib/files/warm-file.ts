@@ -74,12 +74,8 @@ async function warmWithin(path: string, start: number, count: number | undefined
     if (!r!.stopped) return { resident: r!.bytes, warmed: r!.bytes, range: r!.bytes, fromDisk: r!.readBytes };
     // Stopped by the budget: nothing was read; what was resident before stays.
     const before = r!.residentPagesBefore ?? 0;
-    const resident = before >= r!.pages ? r!.bytes : Math.min(r!.bytes, before * pageSize());
+    const resident = before >= r!.pages ? r!.bytes : Math.min(r!.bytes, before * capabilities().pageSize);
     return { resident, warmed: 0, range: r!.bytes, fromDisk: 0 };
   }
   return { resident: 0, warmed: 0, range: 0, fromDisk: 0 };
-}
-
-function pageSize(): number {
-  return capabilities().pageSize;
 }

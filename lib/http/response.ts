@@ -14,6 +14,8 @@ import { toIntInRange, toOptions, toPosition, toSignal, type FileLike } from '..
 import { abortError } from '../send/transfer';
 import { linkedSignal, whenAborted } from '../core/abort';
 import type { Meter } from '../core/settle';
+import { warnInternals } from '../core/node-internals';
+import { holdSupported } from '../send/hold';
 
 /** Options for {@link sendFileResponse}. */
 export interface SendFileResponseOptions {
@@ -112,9 +114,31 @@ export function headersSent(): CodedError {
   return coded('ERR_HTTP_HEADERS_SENT', 'Cannot send a file response after the headers were sent to the client');
 }
 
+/**
+ * Whether flushHeaders() queues the status line and headers on the socket at
+ * once (a direct body is written after them): believed until a response
+ * shows otherwise, then never again in this thread.
+ */
+let flushQueuesHeaders = true;
+
+/**
+ * After `res.flushHeaders()`: whether the headers reached the socket
+ * (`socket.bytesWritten`, which counts bytes still buffered, moved past
+ * `before`). When they did not, and the socket is still open, the running
+ * Node writes headers some other way: one process warning, and every body
+ * from then on goes through `res.write()`.
+ */
+function headersQueued(socket: net.Socket, before: number): boolean {
+  if (socket.bytesWritten > before || socket.destroyed) return true; // a destroyed socket fails the send anyway
+  flushQueuesHeaders = false;
+  warnInternals('http.ServerResponse\'s flushHeaders()', 'response bodies are written through res.write() instead of zero-copy');
+  return false;
+}
+
 /** Whether the body may bypass `res.write()` and go to the socket. */
 export function directBody(res: http.ServerResponse): boolean {
   if (!(res instanceof http.ServerResponse)) return false; // HTTP/2 compatibility, look-alikes
+  if (!flushQueuesHeaders || !holdSupported()) return false; // this Node's internals are not as relied on
   for (const name of ['write', 'end', '_send', '_writeRaw']) {
     if (Object.prototype.hasOwnProperty.call(res, name)) return false; // middleware transforms the body
   }
@@ -189,8 +213,10 @@ export async function respond(
   if (signal?.aborted) throw abortError(signal, 0); // nothing written yet: the response is the caller's
   // The body bypasses res.write(): Node's own length check would see 0 bytes.
   if (res.strictContentLength) res.strictContentLength = false;
+  const before = socket.bytesWritten;
   res.writeHead(statusCode, headers);
   res.flushHeaders(); // the status line and headers are now queued on the socket, before the body
+  if (!headersQueued(socket, before)) return writeBody(res, input.fd, offset, count, statusCode, headers, signal);
   let result: SendFileResult;
   // From here to sendOwnedFile's first check of the signal all is synchronous:
   // an abort is either seen above or delivered to the send.
@@ -278,8 +304,8 @@ async function writeBody(
   headers: http.OutgoingHttpHeaders,
   signal: AbortSignal | undefined,
 ): Promise<SendFileResult> {
-  if (signal?.aborted) throw abortError(signal, 0); // nothing written yet: the response is the caller's
-  res.writeHead(statusCode, headers);
+  if (signal?.aborted && !res.headersSent) throw abortError(signal, 0); // nothing written yet: the response is the caller's
+  if (!res.headersSent) res.writeHead(statusCode, headers);
   const piece = 256 << 10;
   let sent = 0;
   const fail = (err: unknown): never => {

@@ -16,7 +16,8 @@
  * - `_unrefTimer()`: refreshes the socket's idle timeout as chunks complete.
  * - `connecting`, `errored`, `encrypted`: the socket's state.
  */
-import type * as net from 'node:net';
+import * as net from 'node:net';
+import { warnInternals } from '../core/node-internals';
 
 export interface InternalSocket {
   _handle?: { fd?: number; writeQueueSize?: number } | null;
@@ -40,8 +41,66 @@ export function internal(socket: net.Socket): InternalSocket {
 
 /** The socket's descriptor, or -1 when it has none (not connected, or not a plain socket). */
 export function socketFd(socket: net.Socket): number {
-  const fd = internal(socket)._handle?.fd;
-  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
+  const handle = internal(socket)._handle;
+  const fd = handle?.fd;
+  if (typeof fd === 'number' && Number.isInteger(fd) && fd >= 0) return fd;
+  // Asked only of plain sockets on Linux, whose libuv handles have one (-1 only while closing).
+  if (handle && typeof fd !== 'number') warnInternals('net.Socket\'s _handle.fd', 'sends to sockets copy instead of sendfile(2)');
+  return -1;
+}
+
+let holdChecked: boolean | undefined;
+
+/**
+ * Whether the hold works on this Node, checked once, on first use: the
+ * methods are there, and Writable hands `_write` and `_writev` the very
+ * chunks written, in order, also after cork() (a marker is found by
+ * identity). When not, one process warning says so and every sendFile
+ * copies through the socket's public write() instead (./plain).
+ */
+export function holdSupported(): boolean {
+  if (holdChecked === undefined) {
+    const problem = checkHold();
+    holdChecked = problem === undefined;
+    if (problem) warnInternals(`the socket hold (${problem})`, 'sendFile copies through socket.write() instead');
+  }
+  return holdChecked;
+}
+
+/** What is wrong with the hold on this Node, or undefined. */
+function checkHold(): string | undefined {
+  const proto = net.Socket.prototype as unknown as InternalSocket;
+  for (const name of ['_write', '_destroy'] as const) {
+    if (typeof proto[name] !== 'function') return `net.Socket.prototype.${name} is not a function`;
+  }
+  if (proto._writev != null && typeof proto._writev !== 'function') return 'net.Socket.prototype._writev is not a function';
+  // A socket never connected: its methods replaced on the instance, as hold() does.
+  const probe = new net.Socket();
+  const s = internal(probe);
+  const seen: unknown[] = [];
+  s._write = (chunk, _encoding, cb) => {
+    seen.push(chunk);
+    cb();
+  };
+  s._writev = (chunks, cb) => {
+    seen.push(...chunks.map((c) => c.chunk));
+    cb();
+  };
+  const chunks = [Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)];
+  try {
+    probe.write(chunks[0]);
+    probe.cork();
+    probe.write(chunks[1]);
+    probe.write(chunks[2]);
+    probe.uncork();
+  } catch (err) {
+    return `writing threw ${(err as Error).message}`;
+  } finally {
+    probe.on('error', () => undefined);
+    probe.destroy();
+  }
+  if (seen.length !== 3 || seen.some((c, i) => c !== chunks[i])) return 'Writable did not hand _write/_writev the chunks written';
+  return undefined;
 }
 
 /** A send waiting on a held socket: started when its marker reaches `_write`, told when the socket closes. */

@@ -25,7 +25,8 @@ import { toBoolean, toOptions, toPosition, toSignal, type FileLike } from '../co
 import { sendChunks } from './chunks';
 import { copyRange, PIECE_QUEUED } from './copy';
 import { socketError, type SendFileError } from './errors';
-import { hold, internal, socketFd, unhold, type Callback, type HeldSend } from './hold';
+import { hold, holdSupported, internal, socketFd, unhold, type Callback, type HeldSend } from './hold';
+import { sendPlain } from './plain';
 import { openSource, pinSource, toSource, type Input, type Source } from './source';
 import type { Meter } from '../core/settle';
 import { toProgressPlan, type ProgressOptions, type ProgressPlan } from '../core/progress';
@@ -144,9 +145,13 @@ export function sendFile(socket: net.Socket, file: FileLike | string, options?: 
     // The marker must be written now, synchronously (traceAsync calls at
     // once): writes the caller makes right after this call are then queued
     // behind it.
-    const send = (meter: Meter | undefined): Promise<SendFileResult> => new Promise<SendFileResult>((resolve, reject) => {
-      new SocketSend(socket, source, { offset, length, warm, dropBehind, meter, progress }, signal, resolve, reject).begin();
-    });
+    const pinned = source;
+    const send = (meter: Meter | undefined): Promise<SendFileResult> => {
+      if (!holdSupported()) return sendPlain(socket, pinned, { offset, length }, signal, progress);
+      return new Promise<SendFileResult>((resolve, reject) => {
+        new SocketSend(socket, pinned, { offset, length, warm, dropBehind, meter, progress }, signal, resolve, reject).begin();
+      });
+    };
     if (ch === undefined) return send(progress && { fromDisk: 0, queuedMs: 0 });
     return traceAsync(ch, context!, send);
   } catch (err) {
@@ -174,6 +179,7 @@ export function sendOwnedFile(
   } catch (err) {
     return Promise.reject(err);
   }
+  if (!holdSupported()) return sendPlain(socket, { owned: fd }, { offset, length }, signal, undefined);
   return new Promise<SendFileResult>((resolve, reject) => {
     new SocketSend(socket, { owned: fd }, { offset, length, warm: true, dropBehind: false, meter, progress: undefined }, signal, resolve, reject).begin();
   });
@@ -190,7 +196,7 @@ function checkSocket(socket: net.Socket): void {
   if (socket.writableEnded || socket.writable === false) {
     throw socketError('ERR_STREAM_WRITE_AFTER_END', 'Cannot call sendFile after a socket was ended', 0);
   }
-  if (!s.connecting && !s._handle) {
+  if (!s.connecting && s._handle === null) {
     throw socketError('ERR_SOCKET_CLOSED', 'Cannot call sendFile on a socket that is not connected', 0);
   }
 }

@@ -6,6 +6,11 @@
 // and that an install with neither a prebuild nor a compiler still succeeds
 // and runs on the portable fallback.
 //
+// The installed copy is then run by every Node version CI tests (this one,
+// and those .ci/run fetched: PAGEWARM_TEST_NODES), each doing what a user
+// first does: warm a cold file, send it zero-copy, serve it over HTTP, and
+// terminate a worker with a warm-up and a send in flight.
+//
 // Slow: a cold prebuild cache means compiling for x64 and arm64 first.
 import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
@@ -24,6 +29,11 @@ if (process.env.PAGEWARM_FORCE_FALLBACK === '1') {
   // of the installed copy itself (native prebuild, and forced fallback).
   t.comment('PAGEWARM_FORCE_FALLBACK=1: this test covers both modes itself; the fallback pass does not repeat it');
   t.pass('covered by the default pass');
+} else if (process.env.PAGEWARM_VERSION_PASS === '1') {
+  // .ci/run's passes under the other Node versions: the first pass already
+  // ran the tarball under each of them (PAGEWARM_TEST_NODES).
+  t.comment(`PAGEWARM_VERSION_PASS=1: the default pass ran the packed tarball under ${process.version} already`);
+  t.pass('covered by the default pass');
 } else {
   run();
 }
@@ -39,11 +49,20 @@ function npmCli(): string {
   return found;
 }
 
-/** A PATH with node and a shell, and no compiler, make or python. */
-function bareBin(): string {
-  const bin = join(work, 'bin');
+/**
+ * The Node binaries to run the installed package with: this one, then each
+ * of PAGEWARM_TEST_NODES (colon-separated paths, set by .ci/run).
+ */
+function testedNodes(): string[] {
+  const extra = (process.env.PAGEWARM_TEST_NODES ?? '').split(':').filter((p) => p !== '');
+  return [...new Set([process.execPath, ...extra.map((p) => fs.realpathSync(p))])];
+}
+
+/** A PATH with node (`execPath`, this one by default) and a shell, and no compiler, make or python. */
+function bareBin(execPath = process.execPath, name = 'bin'): string {
+  const bin = join(work, name);
   fs.mkdirSync(bin);
-  fs.symlinkSync(process.execPath, join(bin, 'node'));
+  fs.symlinkSync(execPath, join(bin, 'node'));
   fs.symlinkSync('/bin/sh', join(bin, 'sh'));
   return bin;
 }
@@ -170,6 +189,96 @@ ${body}`,
   );
 }
 
+/**
+ * accept.cjs: what a user first does, on whichever Node runs it, reported as
+ * JSON. A cold file is made cold by evicting and checking, up to 8 times
+ * (`cold: false` is a precondition failure, not a product one).
+ */
+function writeAcceptance(app: string): void {
+  fs.writeFileSync(
+    join(app, 'accept.cjs'),
+    String.raw`const pw = require('pagewarm');
+const fs = require('node:fs'), net = require('node:net'), http = require('node:http'), crypto = require('node:crypto');
+const { Worker } = require('node:worker_threads');
+const warnings = [];
+process.on('warning', (w) => warnings.push(w.code || w.name));
+const file = require('node:path').join(__dirname, 'data.bin');
+if (!fs.existsSync(file)) fs.writeFileSync(file, crypto.randomBytes(8 << 20));
+const size = fs.statSync(file).size;
+const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
+const want = sha(fs.readFileSync(file));
+const fds = () => fs.readdirSync('/proc/self/fd').length;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const listen = (server) => new Promise((r) => server.listen(0, '127.0.0.1', () => r(server.address().port)));
+
+async function coldWarm() {
+  const fd = fs.openSync(file, 'r');
+  try {
+    let attempts = 0;
+    for (let backoff = 5; attempts < 8; attempts++, backoff *= 2) {
+      pw.evict(fd);
+      if (pw.residencySync(fd).residentPages === 0) break;
+      await sleep(backoff);
+    }
+    if (attempts === 8) return { cold: false };
+    const warmed = await pw.prepareForRead(fd);
+    const r = pw.residencySync(fd);
+    return { cold: true, warmed, resident: r.residentPages, pages: r.pages };
+  } finally { fs.closeSync(fd); }
+}
+
+async function send() {
+  const got = [];
+  let result;
+  const server = net.createServer((s) => { pw.sendFile(s, file).then((r) => { result = r; s.end(); }, (e) => { result = { error: e.code }; s.destroy(); }); });
+  const port = await listen(server);
+  await new Promise((resolve, reject) => net.connect(port, '127.0.0.1').on('data', (d) => got.push(d)).on('end', resolve).on('error', reject));
+  server.close();
+  return { ...result, same: sha(Buffer.concat(got)) === want };
+}
+
+async function serve() {
+  let result;
+  const server = http.createServer((req, res) => pw.serveFile(req, res, file).then((r) => { result = r; }));
+  const port = await listen(server);
+  const body = await fetch('http://127.0.0.1:' + port + '/').then(async (r) => ({ status: r.status, buf: Buffer.from(await r.arrayBuffer()) }));
+  while (!result) await sleep(5);
+  server.close();
+  return { status: body.status, same: sha(body.buf) === want, bytes: result.bytes, zeroCopy: result.zeroCopy };
+}
+
+async function workerTeardown() {
+  const before = fds();
+  const held = [];
+  const server = net.createServer((s) => { s.pause(); held.push(s); }); // never reads: the send parks
+  const port = await listen(server);
+  const w = new Worker(` + '`' + String.raw`const pw = require('pagewarm'); const fs = require('node:fs'); const net = require('node:net');
+    const { parentPort, workerData } = require('node:worker_threads');
+    const fd = fs.openSync(workerData.file, 'r'); pw.evict(fd);
+    const c = net.connect(workerData.port, '127.0.0.1', () => {
+      pw.sendFile(c, workerData.file).catch(() => {});
+      pw.prepareForRead(fd).catch(() => {});
+      setTimeout(() => parentPort.postMessage('in flight'), 20);
+    });` + '`' + String.raw`, { eval: true, workerData: { file, port } });
+  await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+  const exitCode = await w.terminate();
+  held.forEach((s) => s.destroy());
+  await new Promise((r) => server.close(r));
+  let after = fds();
+  for (let i = 0; i < 50 && after > before; i++) { await sleep(20); after = fds(); }
+  const again = await pw.prepareForRead(fs.openSync(file, 'r')).then(() => true, () => false);
+  return { exitCode, leakedFds: after - before, usableAfter: again };
+}
+
+(async () => {
+  const out = { node: process.version, native: pw.capabilities().native, warm: await coldWarm(), send: await send(), serve: await serve(),
+    worker: await workerTeardown(), warnings };
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(e); process.exit(1); });
+`,
+  );
+}
+
 function run(): void {
   const copy = join(work, 'src-copy');
   const packs = join(work, 'packs');
@@ -183,6 +292,8 @@ function run(): void {
     return env;
   };
   let tarball = '';
+  /** The scratch project the tarball was installed into, once it was. */
+  let installed = '';
 
   t.test('npm pack makes a tarball with both prebuilds', async (t) => {
     // A copy of this tree, so packing never writes prebuilds/ or dist/ here.
@@ -249,6 +360,7 @@ function run(): void {
     t.ok(fs.existsSync(prebuild), 'the prebuild is installed');
 
     writeUsers(app);
+    installed = app;
     const cjs = sh(process.execPath, ['use.cjs'], { cwd: app, env: bareEnv() });
     if (check(t, cjs, 'CommonJS')) {
       const r = JSON.parse(cjs.stdout);
@@ -294,6 +406,29 @@ function run(): void {
       t.equal(r.warmed, r.size);
       t.equal(r.res.source, 'unknown');
       t.same(r.dirError, { code: 'EISDIR', syscall: 'sendfile', message: 'EISDIR: illegal operation on a directory, sendfile' }, 'same error');
+    }
+  });
+
+  t.test('every tested Node version: warm a cold file, send it, serve it, terminate a worker mid-flight', async (t) => {
+    if (!installed) return t.fail('not installed');
+    writeAcceptance(installed);
+    const nodes = testedNodes();
+    t.comment(`Node binaries: ${nodes.join(', ')}`);
+    for (const [i, node] of nodes.entries()) {
+      const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+      const bin = i === 0 ? join(work, 'bin') : bareBin(node, `bin-${i}`);
+      const r = sh(join(bin, 'node'), ['accept.cjs'], { cwd: installed, env: { ...bareEnv(), PATH: bin } });
+      if (!check(t, r, `${version}: accept.cjs ran`)) continue;
+      const a = JSON.parse(r.stdout);
+      const size = fs.statSync(join(installed, 'data.bin')).size;
+      t.equal(a.node, version, `${version}: run by that Node`);
+      t.equal(a.native, true, `${version}: the prebuild loaded`);
+      if (!a.warm.cold) t.fail(`precondition: ${version}: the kernel kept the file in the page cache through 8 evictions (not a pagewarm failure)`);
+      else t.same(a.warm, { cold: true, warmed: size, resident: a.warm.pages, pages: a.warm.pages }, `${version}: a cold file warmed, every page resident`);
+      t.same(a.send, { bytes: size, zeroCopy: true, same: true }, `${version}: sendFile, zero-copy, every byte`);
+      t.same(a.serve, { status: 200, same: true, bytes: size, zeroCopy: true }, `${version}: serveFile, zero-copy, every byte`);
+      t.same(a.worker, { exitCode: 1, leakedFds: 0, usableAfter: true }, `${version}: a worker terminated with a send and a warm-up in flight leaks nothing`);
+      t.same(a.warnings, [], `${version}: no warning (none of the internals checks fell back)`);
     }
   });
 

@@ -1,15 +1,19 @@
 #!/bin/sh
-# Installs the outside tools the http benchmark compares against: nginx (the
+# Installs the outside tools the benchmarks use: nginx (the http benchmark's
 # reference server, started by the benchmark on 127.0.0.1 only, one worker,
-# `sendfile on`) and wrk (the load generator; autocannon is used without it).
-# Debian/Ubuntu, as root. The http benchmark runs this itself when either is
-# missing and it runs as root; pass --no-install to the benchmark to skip.
+# `sendfile on`), wrk (its load generator; autocannon is used without it),
+# and python3-fusepy with fuse3 (the restart benchmark's slow disk,
+# bench/lib/slowfs.py). Debian/Ubuntu, as root. The http benchmark runs this
+# itself when nginx or wrk is missing and it runs as root; pass --no-install
+# to the benchmark to skip.
 set -e
 need=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
+/usr/bin/python3 -c 'import fusepy' >/dev/null 2>&1 || need="$need python3-fusepy"
+command -v fusermount3 >/dev/null 2>&1 || need="$need fuse3"
 if [ -z "$need" ]; then
-  echo "bench/setup.sh: nginx and wrk are installed"
+  echo "bench/setup.sh: nginx, wrk, python3-fusepy and fuse3 are installed"
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then

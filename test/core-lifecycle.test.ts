@@ -46,13 +46,13 @@ t.test('an O_DIRECT fd: the range still ends up in the page cache', async (t) =>
   if (!(await makeCold(t, fd))) return;
   const reopens = stats().directReopens;
   t.equal(await prepareForRead(fd), 32 * MiB);
-  t.equal(fincoreBytes(path), 32 * MiB, 'resident by fincore');
+  t.ok(warmedWhole(path).whole, `resident: ${warmedWhole(path).counts}`);
   t.equal(stats().directReopens, reopens + 1, 'warmed through a buffered reopen');
   await makeCold(t, fd);
   t.equal(prepareForReadSync(fd, 0, 4 * MiB), 4 * MiB);
   if (caps.native) {
     const r = residencySync(fd, 0, 4 * MiB);
-    t.equal(r.residentPages, r.pages, 'sync warm-up of an O_DIRECT fd too');
+    t.equal(r.residentPages! + (r.evictedPages ?? 0), r.pages, 'sync warm-up of an O_DIRECT fd too (resident, or reclaimed since)');
   } else {
     const judge = cacheJudge();
     t.teardown(() => judge.close());
@@ -84,7 +84,7 @@ t.test("another user's file opened read-only: residency unknown, warm-up still w
   t.match(r.before, { source: 'unknown', residentPages: null, residentBytes: null, bytes: 16 * MiB }, 'never claims residency');
   t.equal(r.warmed, 16 * MiB, 'prepareForRead warms anyway');
   t.equal(r.after.source, 'unknown');
-  t.equal(fincoreBytes(path), 16 * MiB, 'resident, as root sees it');
+  t.ok(warmedWhole(path).whole, `resident, as root sees it: ${warmedWhole(path).counts}`);
 });
 
 t.test('abort before start', async (t) => {

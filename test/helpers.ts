@@ -46,27 +46,62 @@ export function fincoreBytes(path: string): number {
 }
 
 /**
- * Whether every page of a just-warmed file was read in: resident now, or
- * reclaimed since (natively: cachestat counts pages reclaim removed, which
- * leave a shadow entry; evict(), which made the file cold, leaves none). On a
- * loaded machine these VMs reclaim page cache within the second a check
- * takes. The fallback has no cachestat: fincore alone. Returns the verdict
- * and the counts, for the assertion's message.
+ * Whether every page of a just-warmed file (or of `[offset, offset + length)`)
+ * was read in: resident now, or reclaimed since. These VMs page idle page
+ * cache out in the background (DAMON, 128 MiB a second, from physical
+ * regions it saw idle), which can take a folio a warm-up has just read, on a
+ * loaded machine within the moment a check takes. cachestat(2) counts the
+ * pages reclaim removed (they leave a shadow entry; evict(), which made the
+ * range cold, leaves none), so resident + reclaimed is what the warm-up
+ * read. Natively pagewarm's residencySync asks cachestat; in the fallback,
+ * where pagewarm cannot tell, cachestat is asked by a python3 one-liner
+ * (fincore alone where the kernel has no cachestat). Returns the verdict and
+ * the counts, for the assertion's message. The ONE way tests check that a
+ * warm-up made a range resident.
  */
-export function warmedWhole(path: string): { whole: boolean; counts: string } {
+export function warmedWhole(path: string, offset = 0, length?: number): { whole: boolean; counts: string } {
+  const size = fs.statSync(path).size;
+  const span = length === undefined ? Math.max(0, size - offset) : Math.min(length, Math.max(0, size - offset));
   if (!capabilities().native) {
+    const r = cachestatOutside(path, offset, span);
+    if (r) {
+      return { whole: r.cached + r.evicted >= r.pages, counts: `${r.cached}/${r.pages} pages resident, ${r.evicted} reclaimed since (cachestat)` };
+    }
     const bytes = fincoreBytes(path);
     // fincore counts whole pages: every page is resident when they cover the size.
-    return { whole: bytes >= fs.statSync(path).size, counts: `${bytes} bytes resident (fincore)` };
+    return { whole: offset === 0 && span === size && bytes >= size, counts: `${bytes} bytes resident (fincore)` };
   }
   const fd = fs.openSync(path, 'r');
   try {
-    const r = residencySync(fd);
+    const r = residencySync(fd, offset, span);
     const reclaimed = r.evictedPages ?? 0;
     return { whole: r.residentPages! + reclaimed >= r.pages, counts: `${r.residentPages}/${r.pages} pages resident, ${reclaimed} reclaimed since` };
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** cachestat(2) of a byte range, asked without pagewarm (python3, ctypes); null where the kernel has none. */
+function cachestatOutside(path: string, offset: number, length: number): { pages: number; cached: number; evicted: number } | null {
+  const py = String.raw`
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+path, off, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+P = os.sysconf('SC_PAGESIZE')
+rng = (ctypes.c_uint64 * 2)(off, length)
+cs = (ctypes.c_uint64 * 5)()
+fd = os.open(path, os.O_RDONLY)
+r = libc.syscall(451, fd, rng, cs, 0)
+os.close(fd)
+pages = 0 if length == 0 else (off + length + P - 1) // P - off // P
+print(json.dumps(None if r != 0 else {'pages': pages, 'cached': cs[0], 'evicted': cs[3]}))
+`;
+  if (length === 0) return { pages: 0, cached: 0, evicted: 0 };
+  return JSON.parse(execFileSync('python3', ['-c', py, path, String(offset), String(length)], { encoding: 'utf8' })) as {
+    pages: number;
+    cached: number;
+    evicted: number;
+  } | null;
 }
 
 /** Open descriptors of this process. */

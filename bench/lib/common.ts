@@ -28,10 +28,10 @@ export const KiB = 1024;
 export const MiB = 1024 * KiB;
 export const GiB = 1024 * MiB;
 
-/** Parsed command-line flags: `--smoke`, `--disk=both|throttled|unthrottled`, `--reps=N`, `--key=value`. */
+/** Parsed command-line flags: `--smoke`, `--disk=both|throttled|unthrottled` (restart also `slowfs`, its default), `--reps=N`, `--key=value`. */
 export interface Flags {
   smoke: boolean;
-  disk: 'both' | 'throttled' | 'unthrottled';
+  disk: 'both' | 'throttled' | 'unthrottled' | 'slowfs';
   reps?: number;
   raw: Record<string, string>;
 }
@@ -43,7 +43,7 @@ export function parseFlags(argv = process.argv.slice(2)): Flags {
     if (m) raw[m[1]] = m[2] ?? 'true';
   }
   const disk = (raw.disk ?? 'both') as Flags['disk'];
-  if (!['both', 'throttled', 'unthrottled'].includes(disk)) throw new Error(`--disk must be both, throttled or unthrottled, not ${disk}`);
+  if (!['both', 'throttled', 'unthrottled', 'slowfs'].includes(disk)) throw new Error(`--disk must be both, throttled, unthrottled or slowfs, not ${disk}`);
   const flags: Flags = { smoke: raw.smoke === 'true' || process.env.PAGEWARM_BENCH_SMOKE === '1', disk, raw };
   if (raw.reps !== undefined) flags.reps = Number(raw.reps);
   return flags;

@@ -5,13 +5,13 @@
  * pool; POSIX_FADV_RANDOM so a read brings in only what it asked for), its
  * latency counted from the tick at which a request arrived (so a queue behind a disk read
  * counts), and every window reports its latency percentiles over IPC:
- * {type:'window', t (ms since the last 'mark'), n, p50, p99} in ms.
+ * {type:'window', t (ms since the last 'mark'), n, p50, p99 (ms), diskBytes}.
  * Messages in: {type:'mark'} restarts the clock; {type:'rate', rate} sets
  * the arrival rate from now on; disconnect ends it.
  *
  * usage (forked): service.ts CONFIG_JSON
  */
-import { closeSync, openSync, read } from 'node:fs';
+import { closeSync, openSync, read, readFileSync } from 'node:fs';
 import { advise } from '../../lib/index';
 
 interface Config {
@@ -124,11 +124,19 @@ function issue(): void {
 }
 const ticker = setInterval(arrive, 1);
 
+/** Bytes this process (every thread) had the disk read for it: its misses, and readahead they started. */
+function readBytes(): number {
+  return Number(/read_bytes: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1] ?? 0);
+}
+let lastDisk = readBytes();
+
 function flush(): void {
   const now = performance.now();
   const sorted = latencies.sort((a, b) => a - b);
   const at = (p: number): number => (sorted.length === 0 ? now - windowStart : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
-  process.send!({ type: 'window', t: now - mark, n: sorted.length, p50: at(50), p99: at(99) });
+  const disk = readBytes();
+  process.send!({ type: 'window', t: now - mark, n: sorted.length, p50: at(50), p99: at(99), diskBytes: disk - lastDisk });
+  lastDisk = disk;
   latencies = [];
   windowStart = now;
 }

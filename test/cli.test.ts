@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { main, type JsonReport } from '../lib/cli/main';
 import { residencyMap } from '../lib/cli/map';
-import { advise, capabilities, prepareForRead } from '../lib/index';
-import { scratchDir, makeFile, makeCold } from './helpers';
+import { advise, capabilities, prepareForRead, residencySync, type Residency } from '../lib/index';
+import { scratchDir, makeFile, makeCold, warmedWhole } from './helpers';
 
 // Several child processes run the TypeScript source (a few seconds each on a busy machine).
 t.setTimeout(300_000);
@@ -61,6 +61,16 @@ function spawnCli(args: string[], opts: { uid?: number; gid?: number; env?: Node
 }
 
 /** fincore's resident pages of each path. */
+/** residencySync of a whole file by path. */
+function residencyOf(path: string): Residency {
+  const fd = fs.openSync(path, 'r');
+  try {
+    return residencySync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function fincorePages(paths: string[]): Map<string, number> {
   const out = execFileSync('fincore', ['--bytes', '--noheadings', '--raw', '--output', 'PAGES,FILE', ...paths], { encoding: 'utf8' });
   const pages = new Map<string, number>();
@@ -139,15 +149,19 @@ t.test('warm then stat: every page resident, by pagewarm and by fincore', async 
   const paths = [makeFile(join(tree, 'one'), 16 * MiB), makeFile(join(tree, 'a', 'two'), 4 * MiB + 1)];
   for (const p of paths) await makeCold(t, p);
   const r = await json(['warm', tree]);
-  const fincore = fincorePages(paths);
   t.equal(r.summary.files, 2);
   t.equal(r.summary.warmedBytes, 20 * MiB + 1, 'warmedBytes covers both files');
+  let reclaimed = 0;
   for (const f of r.files) {
     t.equal(f.warmedBytes, f.bytes, `${f.path}: warmed to the end`);
-    t.equal(fincore.get(f.path), f.pages, `${f.path}: fincore says all ${f.pages} pages`);
-    if (caps.native) t.equal(f.residentPages, f.pages, `${f.path}: pagewarm agrees`);
+    const w = warmedWhole(f.path);
+    t.ok(w.whole, `${f.path}: every page read in: ${w.counts}`);
+    // What the command reported, less what the VM's background reclaim took since (cachestat counts it).
+    const since = caps.native ? residencyOf(f.path).evictedPages ?? 0 : 0;
+    reclaimed += since;
+    if (caps.native) t.ok((f.residentPages ?? 0) + since >= f.pages, `${f.path}: pagewarm agrees (${f.residentPages} resident, ${since} reclaimed since)`);
   }
-  if (caps.native) t.equal(r.summary.residentPercent, 100);
+  if (caps.native && reclaimed === 0) t.equal(r.summary.residentPercent, 100);
 });
 
 t.test('evict then stat: nothing resident (native), or a clear note (fallback)', async (t) => {
@@ -393,7 +407,8 @@ t.test('permission errors as a non-root user: reported, the rest handled, exit 1
   t.equal(report.files.length, 1, 'the readable file was still handled');
   // Not the owner and not a writer: the kernel will not tell nobody the truth.
   t.match(report.files[0], { path: join(tree, 'public'), warmedBytes: 8192, source: 'unknown', residentPages: null });
-  t.equal(fincorePages([join(tree, 'public')]).get(join(tree, 'public')), 2, 'but it was warmed (fincore as root)');
+  const warmed = warmedWhole(join(tree, 'public'));
+  t.ok(warmed.whole, `but it was warmed, as root sees it: ${warmed.counts}`);
   const text = spawnCli(['stat', tree], { uid: Number(nobody), gid: Number(nogroup) });
   t.match(text.stdout, /Resident Pages: unknown\/2 {2}\(/, 'the text summary says unknown, with the reason');
 });

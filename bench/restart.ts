@@ -25,7 +25,7 @@
  * recorded, up to a cap, with the bytes the service itself had to read from
  * the disk. The p99 over time goes to docs/restart.svg.
  *
- * usage: bench/restart.ts [--smoke] [--disk=slowfs|throttled|unthrottled] [--cap=SECONDS] [--iops=N] [--latency=MS]
+ * usage: bench/restart.ts [--smoke] [--disk=slowfs|throttled|unthrottled] [--cap=SECONDS] [--iops=N] [--latency=MS] [--threads=N]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -122,6 +122,10 @@ async function main(): Promise<void> {
       console.log(`restart: ${mode}; probe: a cold 4 KiB read took ${fmt(r.probeMs, 2)} ms`);
     }
   }
+  // pagewarm's threads each have one read in flight: as many as the disk serves at once.
+  const threads = Number(flags.raw.threads ?? (slowfs ? SLOWFS_DISK.depth : pw.stats().configuredThreads));
+  pw.configure({ threads });
+  console.log(`restart: pagewarm's pool: ${threads} threads`);
   if (!slowfs && flags.disk !== 'unthrottled' && !smoke) {
     const r = probeThrottle(50_000_000);
     console.log(`slow-disk probe: ${r.probe.reason}`);

@@ -752,11 +752,24 @@ t.test("serveFile's internal calls: readCached never waits, revalidate answers f
   if (ZERO_COPY) {
     t.equal(got, buf.length, 'resident: the whole range');
     t.equal(sha(buf), sha(data), 'the exact bytes');
-    // Nothing reads the file between makeCold's check and this call.
-    if (await makeCold(t, fd)) {
+    // A cold range: EAGAIN. preadv2(RWF_NOWAIT) starts readahead for what
+    // it misses and looks once more; when the disk completed that read in
+    // the meantime (a fast virtual disk, a busy machine) it copies the
+    // page without having waited. So: up to five cold tries, each either
+    // EAGAIN or the exact bytes, and at least one EAGAIN.
+    const answers: string[] = [];
+    for (let i = 0; i < 5 && !answers.includes('EAGAIN'); i++) {
+      if (!(await makeCold(t, fd))) break;
       const cold = binding.readCached(fd, buf, 0, 4096, 0);
-      t.match(cold, { errno: osErrno.EAGAIN, syscall: 'preadv2' }, 'cold: EAGAIN, no wait');
+      if (typeof cold === 'number') {
+        t.ok(cold === 4096 && buf.subarray(0, 4096).equals(data.subarray(0, 4096)), 'a read that raced its readahead copies the exact bytes');
+        answers.push('data');
+      } else {
+        t.match(cold, { errno: osErrno.EAGAIN, syscall: 'preadv2' });
+        answers.push(cold.errno === osErrno.EAGAIN ? 'EAGAIN' : String(cold.errno));
+      }
     }
+    if (answers.length > 0) t.ok(answers.includes('EAGAIN'), `cold: EAGAIN, no wait (answers: ${answers.join(', ')})`);
     t.match(binding.readCached(1_000_000, buf, 0, 10, 0), { errno: osErrno.EBADF, syscall: 'preadv2' }, 'a bad descriptor: EBADF');
     t.throws(() => binding.readCached(fd, buf, 10, buf.length, 0), RangeError, 'past the buffer: RangeError, nothing written');
     t.throws(() => binding.readCached(fd, 'x' as never, 0, 1, 0), TypeError, 'not a Buffer: TypeError');

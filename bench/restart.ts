@@ -164,7 +164,9 @@ async function main(): Promise<void> {
     for (const strategy of STRATEGIES) {
       // The restart: the service process ends, every page of its files is
       // dropped, a new service process starts and the strategy with it.
+      const exited = new Promise((resolve) => service.child.once('exit', resolve));
       service.child.disconnect();
+      await Promise.race([exited, sleep(5000)]);
       await pw.evictFiles(paths);
       const cold = (await pw.filesResidency(paths)).residentBytes;
       service = await startService(paths);
@@ -244,7 +246,9 @@ async function main(): Promise<void> {
     const file = saveResults('restart', smoke, { mode, steadyP99Ms: steady, steadyP50Ms: steadyP50, steadyReadsPerSec: steadyRate, hotBytes, capMs: CAP_MS, results, targets });
     console.log(`results: ${file}`);
   } finally {
+    const exited = new Promise((resolve) => service.child.once('exit', resolve));
     service.child.disconnect();
+    await Promise.race([exited, sleep(5000)]); // its files close before the mount goes
     throttle?.destroy();
     slowfs?.unmount();
   }

@@ -12,7 +12,7 @@ A page-cache hit never reaches it. The page cache is kept across opens
 (kernel_cache), as on a local file system.
 
 Every 100 ms it writes STATS (JSON, atomically): reads and bytes per
-requesting process id, and in all.
+requesting process (FUSE names the thread; its thread group is counted), and in all.
 
 usage: slowfs.py BACKING MOUNTPOINT LATENCY_MS BYTES_PER_S DEPTH STATS
 (stays in the foreground; SIGTERM or fusermount -u ends it)
@@ -65,6 +65,7 @@ class SlowFs(Operations):
         self.mutex = threading.Lock()
         self.by_pid = {}
         self.total = [0, 0]
+        self.tgids = {}
 
     def _path(self, path):
         return os.path.join(self.backing, path.lstrip('/'))
@@ -90,7 +91,7 @@ class SlowFs(Operations):
 
     def read(self, path, size, offset, fh):
         data = self.disk.read(path, fh, size, offset)
-        pid = fuse_get_context()[2]
+        pid = self._process(fuse_get_context()[2])
         with self.mutex:
             entry = self.by_pid.setdefault(pid, [0, 0])
             entry[0] += 1
@@ -98,6 +99,18 @@ class SlowFs(Operations):
             self.total[0] += 1
             self.total[1] += len(data)
         return data
+
+    def _process(self, tid):
+        # FUSE names the thread that asked; count it for its process.
+        tgid = self.tgids.get(tid)
+        if tgid is None:
+            try:
+                with open('/proc/%d/status' % tid) as f:
+                    tgid = next(int(l.split()[1]) for l in f if l.startswith('Tgid:'))
+            except (OSError, StopIteration, ValueError):
+                tgid = tid
+            self.tgids[tid] = tgid
+        return tgid
 
     def release(self, path, fh):
         os.close(fh)

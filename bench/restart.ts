@@ -28,7 +28,7 @@
  * usage: bench/restart.ts [--smoke] [--disk=slowfs|throttled|unthrottled] [--cap=SECONDS] [--iops=N] [--latency=MS] [--threads=N]
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as pw from '../lib/index';
 import { fmt, makeFile, median, MiB, nowMs, parseFlags, printTable, printTargets, REGISTER, ROOT, saveResults, sleep, target, TMP_DIR, type Target } from './lib/common';
@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     const hotBytes = set.files.reduce((s, f) => s + f.ranges.reduce((a, x, k) => a + (k % 2 ? x : 0), 0), 0) * set.pageSize;
     console.log(`restart: steady p99 ${fmt(steady, 3)} ms at ${fmt(steadyRate, 0)} reads/s; hot set ${fmt(hotBytes / MiB, 0)} MiB of ${(FILES * FILE_SIZE) / MiB} MiB`);
 
-    const results: Record<string, { recoveredMs: number | null; strategyMs: number | null; readBytes: number; windows: Window[] }> = {};
+    const results: Record<string, { recoveredMs: number | null; strategyMs: number | null; readBytes: number; pagedOutBytes: number | null; windows: Window[] }> = {};
     for (const strategy of STRATEGIES) {
       // The restart: the service process ends, every page of its files is
       // dropped, a new service process starts and the strategy with it.
@@ -168,7 +168,12 @@ async function main(): Promise<void> {
       service.child.disconnect();
       await Promise.race([exited, sleep(5000)]);
       await pw.evictFiles(paths);
+      // slowfs's backing files too: the "disk" itself needs no cache, and
+      // gigabytes of idle pages left there are what the VM's background
+      // reclaim would then be busy with.
+      if (slowfs) await pw.evictFiles(files);
       const cold = (await pw.filesResidency(paths)).residentBytes;
+      const pageoutBefore = damonPagedOut();
       service = await startService(paths);
       if (throttle) throttle.join(service.child.pid!);
       const ac = new AbortController();
@@ -209,7 +214,10 @@ async function main(): Promise<void> {
       if (recoveredMs !== null && recoveredMs > CAP_MS) recoveredMs = null;
       ac.abort();
       await work;
-      results[strategy] = { recoveredMs, strategyMs, readBytes, windows: [...service.windows] };
+      const pageoutAfter = damonPagedOut();
+      const pagedOutBytes = pageoutBefore === null || pageoutAfter === null ? null : pageoutAfter - pageoutBefore;
+      if (pagedOutBytes !== null) console.log(`restart: ${strategy}: the VM's background reclaim (DAMON pageout) took ${fmt(pagedOutBytes / MiB, 0)} MiB meanwhile`);
+      results[strategy] = { recoveredMs, strategyMs, readBytes, pagedOutBytes, windows: [...service.windows] };
       const tail = service.windows.slice(-8);
       const mib = (ws: Window[]): string => fmt(ws.reduce((a, w) => a + w.diskBytes, 0) / MiB, 1);
       console.log(`restart: ${strategy}: the service's own disk reads: ${mib(service.windows)} MiB in all, ${mib(tail)} MiB in the last ${tail.length} windows`);
@@ -219,8 +227,11 @@ async function main(): Promise<void> {
     }
 
     const sec = (s: Strategy): number => (results[s]!.recoveredMs ?? CAP_MS) / 1000;
-    printTable(`Time until p99 is back within 2x of steady (${fmt(steady, 3)} ms), ${mode}`, ['strategy', 'recovered s', 'warming s', 'read MiB'],
-      STRATEGIES.map((s) => [s, results[s]!.recoveredMs === null ? `> ${CAP_MS / 1000}` : fmt(sec(s)), results[s]!.strategyMs === null ? '-' : fmt(results[s]!.strategyMs! / 1000), fmt(results[s]!.readBytes / MiB, 0)]));
+    const serviceMiB = (s: Strategy): string => fmt(results[s]!.windows.reduce((a, w) => a + w.diskBytes, 0) / MiB, 1);
+    printTable(`Time until p99 is back within 2x of steady (${fmt(steady, 3)} ms), ${mode}`,
+      ['strategy', 'recovered s', 'warming s', 'warming read MiB', "service's own disk reads MiB", 'background pageout MiB'],
+      STRATEGIES.map((s) => [s, results[s]!.recoveredMs === null ? `> ${CAP_MS / 1000}` : fmt(sec(s)), results[s]!.strategyMs === null ? '-' : fmt(results[s]!.strategyMs! / 1000),
+        fmt(results[s]!.readBytes / MiB, 0), serviceMiB(s), results[s]!.pagedOutBytes === null ? '-' : fmt(results[s]!.pagedOutBytes! / MiB, 0)]));
     const targets: Target[] = [
       target('recovery: nothing / restore', '>= 5', sec('nothing') / sec('restore (snapshot)'), sec('nothing') / sec('restore (snapshot)') >= 5, mode,
         results.nothing!.recoveredMs === null ? `nothing did not recover within the ${CAP_MS / 1000} s cap: the ratio is a lower bound` : undefined),
@@ -251,6 +262,31 @@ async function main(): Promise<void> {
     await Promise.race([exited, sleep(5000)]); // its files close before the mount goes
     throttle?.destroy();
     slowfs?.unmount();
+  }
+}
+
+/**
+ * Bytes DAMON's pageout schemes have reclaimed since boot (these VMs run one
+ * in the background: it takes page cache from physical regions it saw idle),
+ * or null where there is none to read.
+ */
+function damonPagedOut(): number | null {
+  const root = '/sys/kernel/mm/damon/admin/kdamonds';
+  try {
+    let total = 0;
+    for (const k of readdirSync(root).filter((n) => /^\d+$/.test(n))) {
+      writeFileSync(join(root, k, 'state'), 'update_schemes_stats');
+      for (const c of readdirSync(join(root, k, 'contexts')).filter((n) => /^\d+$/.test(n))) {
+        const schemes = join(root, k, 'contexts', c, 'schemes');
+        for (const sc of readdirSync(schemes).filter((n) => /^\d+$/.test(n))) {
+          if (readFileSync(join(schemes, sc, 'action'), 'utf8').trim() !== 'pageout') continue;
+          total += Number(readFileSync(join(schemes, sc, 'stats', 'sz_applied'), 'utf8'));
+        }
+      }
+    }
+    return total;
+  } catch {
+    return null;
   }
 }
 

@@ -8,7 +8,11 @@
  * own place spread over every file; POSIX_FADV_RANDOM, as a database reads)
  * from 32 files of 64 MiB (2 GiB), 4,000 requests a second arriving whether
  * or not earlier ones are done (latency counted from arrival, so requests
- * queued behind a disk read count), and reports p50/p99 every 250 ms.
+ * queued behind a disk read count), and reports p50/p99 every second. Where
+ * this process may (root, chrt), the service runs SCHED_FIFO, every thread of
+ * it, as the broker benchmark's do: the other work on this small shared
+ * machine (slowfs, the warming, the VM's background reclaim) then delays it
+ * less, and what its p99 shows is the page cache, not the scheduler.
  *
  * The disk: by default slowfs (bench/lib/slowfs.ts), a FUSE pass-through
  * over the files where every random read waits 5 ms, 4 at once, 50 MB/s in
@@ -21,14 +25,16 @@
  * strategy, a restart: the service process ends, every page of the files is
  * evicted, a new service process starts and the strategy with it; the time
  * until the new service's p99 is back within 2x of steady for good (the end
- * of the last 250 ms window above it, once 10 s within it have followed) is
+ * of the last one-second window above it, once 10 s within it have followed) is
  * recorded, up to a cap, with the bytes the service itself had to read from
- * the disk. The p99 over time goes to docs/restart.svg.
+ * the disk; beside it, the same settling time judged by the cache alone: the
+ * service's misses (the bytes slowfs read for it) below 1% of the bytes it
+ * read. The p99 over time goes to docs/restart.svg.
  *
- * usage: bench/restart.ts [--smoke] [--disk=slowfs|throttled|unthrottled] [--cap=SECONDS] [--iops=N] [--latency=MS] [--threads=N]
+ * usage: bench/restart.ts [--smoke] [--disk=slowfs|throttled|unthrottled] [--cap=SECONDS] [--iops=N] [--latency=MS] [--threads=N] [--no-fifo]
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as pw from '../lib/index';
 import { fmt, makeFile, median, MiB, nowMs, parseFlags, printTable, printTargets, REGISTER, ROOT, saveResults, sleep, target, TMP_DIR, type Target } from './lib/common';
@@ -40,7 +46,13 @@ const flags = parseFlags();
 const smoke = flags.smoke;
 const FILES = smoke ? 4 : 32;
 const FILE_SIZE = (smoke ? 16 : 64) * MiB;
-const WINDOW_MS = 250;
+/**
+ * The service's reporting window. A second holds 4,000 reads, so its p99 is
+ * the 40th slowest: above 2x steady while more than 1% of reads miss, and
+ * not moved by one stall of a few milliseconds of this shared machine (which
+ * delays some 20 reads), as a 250 ms window's p99 is.
+ */
+const WINDOW_MS = 1000;
 /**
  * The service's records: 4,096 of 4-64 KiB (about 136 MiB), each at its own
  * 64 KiB slot spread over the 2 GiB, read by Zipf's law with exponent 1.
@@ -73,7 +85,9 @@ const SLOWFS_DISK = { latencyMs: Number(flags.raw.latency ?? 5), bytesPerSecond:
 const STRATEGIES = ['nothing', 'warmFiles (everything)', 'restore (snapshot)', 'restore, budget half the hot set'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 
-interface Window { t: number; n: number; p50: number; p99: number; diskBytes: number }
+interface Window { t: number; n: number; bytes: number; p50: number; p99: number; diskBytes: number }
+/** The fraction of the service's reads (bytes) that missed, above which the cache is not back: p99 is a miss beyond 1%. */
+const MISS_LIMIT = 0.01;
 
 class Service {
   readonly windows: Window[] = [];
@@ -81,7 +95,7 @@ class Service {
   constructor(readonly child: ChildProcess) {
     child.on('message', (m: Window & { type: string }) => {
       if (m.type !== 'window') return;
-      this.windows.push({ t: m.t, n: m.n, p50: m.p50, p99: m.p99, diskBytes: m.diskBytes });
+      this.windows.push({ t: m.t, n: m.n, bytes: m.bytes, p50: m.p50, p99: m.p99, diskBytes: m.diskBytes });
       for (const w of this.waiters.splice(0)) w();
     });
   }
@@ -94,9 +108,27 @@ class Service {
   }
 }
 
+/** chrt's path when the service may run SCHED_FIFO (root, chrt found, not --no-fifo), else null. */
+const FIFO = ((): string | null => {
+  if (flags.raw['no-fifo'] !== undefined || process.getuid?.() !== 0) return null;
+  for (const dir of ['/usr/bin', '/bin', '/usr/sbin']) if (existsSync(join(dir, 'chrt'))) return join(dir, 'chrt');
+  return null;
+})();
+
+/** The service's scheduling policy as chrt reads it back (e.g. SCHED_FIFO), or 'SCHED_OTHER'. */
+function policyOf(pid: number): string {
+  if (!FIFO) return 'SCHED_OTHER';
+  return execFileSync(FIFO, ['-p', String(pid)], { encoding: 'utf8' }).split('\n')[0]!.replace(/^.*: /, '');
+}
+
 async function startService(files: string[]): Promise<Service> {
   const config = { files, fileSize: FILE_SIZE, records: RECORDS, zipfS: ZIPF_S, seed: 2463534242, rate: RATE, windowMs: WINDOW_MS };
-  const child = fork(join(__dirname, 'restart', 'service.ts'), [JSON.stringify(config)], { execArgv: ['-r', REGISTER] });
+  // SCHED_FIFO from its first instruction (chrt runs node), so every thread
+  // it starts (libuv's pool, V8's) inherits the policy.
+  const execArgv = ['-r', REGISTER];
+  const child = FIFO
+    ? fork(join(__dirname, 'restart', 'service.ts'), [JSON.stringify(config)], { execPath: FIFO, execArgv: ['-f', '50', process.execPath, ...execArgv] })
+    : fork(join(__dirname, 'restart', 'service.ts'), [JSON.stringify(config)], { execArgv });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`service exited: ${code}`)));
@@ -137,6 +169,8 @@ async function main(): Promise<void> {
   await pw.evictFiles(paths);
   await pw.evictFiles(files);
   let service = await startService(paths);
+  const policy = policyOf(service.child.pid!);
+  console.log(`restart: the service runs ${policy}${FIFO ? '' : ' (SCHED_FIFO needs root and chrt)'}`);
   try {
     // The service builds its hot set (unthrottled and fast, so it does not take all day).
     console.log(`restart: the service makes its hot set: ${WARM_UP_READS} reads at up to ${WARM_UP_RATE}/s ...`);
@@ -160,7 +194,9 @@ async function main(): Promise<void> {
     const hotBytes = set.files.reduce((s, f) => s + f.ranges.reduce((a, x, k) => a + (k % 2 ? x : 0), 0), 0) * set.pageSize;
     console.log(`restart: steady p99 ${fmt(steady, 3)} ms at ${fmt(steadyRate, 0)} reads/s; hot set ${fmt(hotBytes / MiB, 0)} MiB of ${(FILES * FILE_SIZE) / MiB} MiB`);
 
-    const results: Record<string, { recoveredMs: number | null; strategyMs: number | null; readBytes: number; pagedOutBytes: number | null; windows: Window[] }> = {};
+    const results: Record<string, {
+      recoveredMs: number | null; missesSettledMs: number | null; strategyMs: number | null; readBytes: number; pagedOutBytes: number | null; windows: Window[];
+    }> = {};
     for (const strategy of STRATEGIES) {
       // The restart: the service process ends, every page of its files is
       // dropped, a new service process starts and the strategy with it.
@@ -195,6 +231,11 @@ async function main(): Promise<void> {
       // that completed say nothing of the rest.
       let recoveredMs: number | null = null;
       let lastBad = 0;
+      // The same settling, judged by the cache alone (slowfs's counts): the
+      // end of the last window where more than MISS_LIMIT of what the
+      // service read came from the disk.
+      let missesSettledMs: number | null = null;
+      let lastMissy = 0;
       while (nowMs() - t0 < CAP_MS + HOLD_MS) {
         await service.next();
         const w = service.windows[service.windows.length - 1]!;
@@ -204,33 +245,36 @@ async function main(): Promise<void> {
           w.diskBytes = now - servedBytes;
           servedBytes = now;
         }
-        const good = w.n >= 0.9 * RATE * (WINDOW_MS / 1000) && w.p99 <= 2 * steady;
-        if (!good) lastBad = w.t;
-        if (w.t - lastBad >= HOLD_MS) {
-          recoveredMs = lastBad;
-          break;
-        }
+        const keptUp = w.n >= 0.9 * RATE * (WINDOW_MS / 1000);
+        if (!keptUp || w.p99 > 2 * steady) lastBad = w.t;
+        if (slowfs && (!keptUp || w.diskBytes > MISS_LIMIT * w.bytes)) lastMissy = w.t;
+        if (recoveredMs === null && w.t - lastBad >= HOLD_MS) recoveredMs = lastBad;
+        if (slowfs && missesSettledMs === null && w.t - lastMissy >= HOLD_MS) missesSettledMs = lastMissy;
+        if (recoveredMs !== null && (missesSettledMs !== null || !slowfs)) break;
       }
       if (recoveredMs !== null && recoveredMs > CAP_MS) recoveredMs = null;
+      if (missesSettledMs !== null && missesSettledMs > CAP_MS) missesSettledMs = null;
       ac.abort();
       await work;
       const pageoutAfter = damonPagedOut();
       const pagedOutBytes = pageoutBefore === null || pageoutAfter === null ? null : pageoutAfter - pageoutBefore;
       if (pagedOutBytes !== null) console.log(`restart: ${strategy}: the VM's background reclaim (DAMON pageout) took ${fmt(pagedOutBytes / MiB, 0)} MiB meanwhile`);
-      results[strategy] = { recoveredMs, strategyMs, readBytes, pagedOutBytes, windows: [...service.windows] };
+      results[strategy] = { recoveredMs, missesSettledMs, strategyMs, readBytes, pagedOutBytes, windows: [...service.windows] };
       const tail = service.windows.slice(-8);
       const mib = (ws: Window[]): string => fmt(ws.reduce((a, w) => a + w.diskBytes, 0) / MiB, 1);
       console.log(`restart: ${strategy}: the service's own disk reads: ${mib(service.windows)} MiB in all, ${mib(tail)} MiB in the last ${tail.length} windows`);
       console.log(`restart: ${strategy}: last windows p50 ${tail.map((w) => fmt(w.p50, 2)).join(' ')} ms, p99 ${tail.map((w) => fmt(w.p99, 1)).join(' ')} ms`);
+      if (slowfs) console.log(`restart: ${strategy}: misses ${missesSettledMs === null ? `not below 1% for good within ${CAP_MS / 1000} s` : `below 1% for good after ${fmt(missesSettledMs / 1000)} s`}`);
       console.log(`restart: ${strategy}: ${recoveredMs === null ? `not recovered in ${CAP_MS / 1000} s` : `p99 back within 2x in ${fmt(recoveredMs / 1000)} s`}` +
         `${strategyMs === null ? '' : `; the warming took ${fmt(strategyMs / 1000)} s and read ${fmt(readBytes / MiB, 0)} MiB`} (resident before: ${cold} bytes)`);
     }
 
     const sec = (s: Strategy): number => (results[s]!.recoveredMs ?? CAP_MS) / 1000;
     const serviceMiB = (s: Strategy): string => fmt(results[s]!.windows.reduce((a, w) => a + w.diskBytes, 0) / MiB, 1);
-    printTable(`Time until p99 is back within 2x of steady (${fmt(steady, 3)} ms), ${mode}`,
-      ['strategy', 'recovered s', 'warming s', 'warming read MiB', "service's own disk reads MiB", 'background pageout MiB'],
-      STRATEGIES.map((s) => [s, results[s]!.recoveredMs === null ? `> ${CAP_MS / 1000}` : fmt(sec(s)), results[s]!.strategyMs === null ? '-' : fmt(results[s]!.strategyMs! / 1000),
+    const missSec = (s: Strategy): string => (!slowfs ? '-' : results[s]!.missesSettledMs === null ? `> ${CAP_MS / 1000}` : fmt(results[s]!.missesSettledMs! / 1000));
+    printTable(`Time until p99 is back within 2x of steady (${fmt(steady, 3)} ms), ${mode}; service ${policy}`,
+      ['strategy', 'recovered s', 'misses < 1% s', 'warming s', 'warming read MiB', "service's own disk reads MiB", 'background pageout MiB'],
+      STRATEGIES.map((s) => [s, results[s]!.recoveredMs === null ? `> ${CAP_MS / 1000}` : fmt(sec(s)), missSec(s), results[s]!.strategyMs === null ? '-' : fmt(results[s]!.strategyMs! / 1000),
         fmt(results[s]!.readBytes / MiB, 0), serviceMiB(s), results[s]!.pagedOutBytes === null ? '-' : fmt(results[s]!.pagedOutBytes! / MiB, 0)]));
     const targets: Target[] = [
       target('recovery: nothing / restore', '>= 5', sec('nothing') / sec('restore (snapshot)'), sec('nothing') / sec('restore (snapshot)') >= 5, mode,
@@ -238,6 +282,11 @@ async function main(): Promise<void> {
       target('recovery: warmFiles / restore', '>= 3', sec('warmFiles (everything)') / sec('restore (snapshot)'), sec('warmFiles (everything)') / sec('restore (snapshot)') >= 3, mode),
     ];
     printTargets(targets);
+    if (slowfs) {
+      const m = (s: Strategy): number => (results[s]!.missesSettledMs ?? CAP_MS) / 1000;
+      console.log(`restart: judged by misses below 1% instead: nothing / restore ${fmt(m('nothing') / m('restore (snapshot)'))}, ` +
+        `warmFiles / restore ${fmt(m('warmFiles (everything)') / m('restore (snapshot)'))}`);
+    }
 
     const svg = lineChartSvg({
       title: `p99 read latency after a restart (${mode}; 2 GiB, Zipf reads of 4-64 KiB)`,
@@ -254,7 +303,7 @@ async function main(): Promise<void> {
     mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
     writeFileSync(svgPath, svg);
     console.log(`chart: ${svgPath}`);
-    const file = saveResults('restart', smoke, { mode, steadyP99Ms: steady, steadyP50Ms: steadyP50, steadyReadsPerSec: steadyRate, hotBytes, capMs: CAP_MS, results, targets });
+    const file = saveResults('restart', smoke, { mode, policy, windowMs: WINDOW_MS, steadyP99Ms: steady, steadyP50Ms: steadyP50, steadyReadsPerSec: steadyRate, hotBytes, capMs: CAP_MS, results, targets });
     console.log(`results: ${file}`);
   } finally {
     const exited = new Promise((resolve) => service.child.once('exit', resolve));

@@ -5,7 +5,7 @@
  * pool; POSIX_FADV_RANDOM so a read brings in only what it asked for), its
  * latency counted from the tick at which a request arrived (so a queue behind a disk read
  * counts), and every window reports its latency percentiles over IPC:
- * {type:'window', t (ms since the last 'mark'), n, p50, p99 (ms), diskBytes}.
+ * {type:'window', t (ms since the last 'mark'), n, bytes (read), p50, p99 (ms), diskBytes}.
  * Messages in: {type:'mark'} restarts the clock; {type:'rate', rate} sets
  * the arrival rate from now on; disconnect ends it.
  *
@@ -75,6 +75,7 @@ const fds = config.files.map((f) => openSync(f, 'r'));
 for (const fd of fds) advise(fd, 0, 0, 'random');
 let mark = performance.now();
 let latencies: number[] = [];
+let bytesRead = 0;
 let windowStart = performance.now();
 
 /** One request, arrived at `arrived` (performance.now()). */
@@ -87,6 +88,7 @@ function request(arrived: number): void {
   read(fd, buf, 0, length, offset, (err) => {
     if (err) throw err;
     inFlight--;
+    bytesRead += length;
     latencies.push(performance.now() - arrived);
     issue();
   });
@@ -135,7 +137,8 @@ function flush(): void {
   const sorted = latencies.sort((a, b) => a - b);
   const at = (p: number): number => (sorted.length === 0 ? now - windowStart : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
   const disk = readBytes();
-  process.send!({ type: 'window', t: now - mark, n: sorted.length, p50: at(50), p99: at(99), diskBytes: disk - lastDisk });
+  process.send!({ type: 'window', t: now - mark, n: sorted.length, bytes: bytesRead, p50: at(50), p99: at(99), diskBytes: disk - lastDisk });
+  bytesRead = 0;
   lastDisk = disk;
   latencies = [];
   windowStart = now;
@@ -152,6 +155,9 @@ process.on('message', (m: { type: string }) => {
   if (m.type === 'mark') {
     flush();
     mark = performance.now();
+    // Windows from the mark on: their ends fall at whole windows after it.
+    clearInterval(timer);
+    timer = setInterval(flush, config.windowMs);
   }
 });
 process.on('disconnect', () => {
@@ -161,5 +167,5 @@ process.on('disconnect', () => {
   for (const fd of fds) closeSync(fd);
   process.exit(0);
 });
-const timer = setInterval(flush, config.windowMs);
+let timer = setInterval(flush, config.windowMs);
 process.send!({ type: 'ready' });

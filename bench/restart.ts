@@ -31,7 +31,7 @@
  * service's misses (the bytes slowfs read for it) below 1% of the bytes it
  * read. The p99 over time goes to docs/restart.svg.
  *
- * usage: bench/restart.ts [--smoke] [--disk=slowfs|throttled|unthrottled] [--cap=SECONDS] [--iops=N] [--latency=MS] [--threads=N] [--no-fifo]
+ * usage: bench/restart.ts [--smoke] [--disk=slowfs|throttled|unthrottled] [--cap=SECONDS] [--iops=N] [--latency=MS] [--threads=N] [--no-fifo] [--only=WORD,...]
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -84,8 +84,10 @@ const IOPS = Number(flags.raw.iops ?? 300);
 const SLOWFS_DISK = { latencyMs: Number(flags.raw.latency ?? 5), bytesPerSecond: 50_000_000, depth: 4 };
 const STRATEGIES = ['nothing', 'warmFiles (everything)', 'restore (snapshot)', 'restore, budget half the hot set'] as const;
 type Strategy = (typeof STRATEGIES)[number];
+/** `--only=WORD,WORD`: the strategies whose names contain one of the words (an experiment; the targets need all four). */
+const ONLY = typeof flags.raw.only === 'string' ? flags.raw.only.split(',').filter((w) => w !== '') : [];
 
-interface Window { t: number; n: number; bytes: number; p50: number; p99: number; diskBytes: number }
+interface Window { t: number; n: number; bytes: number; p50: number; p99: number; diskBytes: number; cpuMs: number }
 /** The fraction of the service's reads (bytes) that missed, above which the cache is not back: p99 is a miss beyond 1%. */
 const MISS_LIMIT = 0.01;
 
@@ -95,7 +97,7 @@ class Service {
   constructor(readonly child: ChildProcess) {
     child.on('message', (m: Window & { type: string }) => {
       if (m.type !== 'window') return;
-      this.windows.push({ t: m.t, n: m.n, bytes: m.bytes, p50: m.p50, p99: m.p99, diskBytes: m.diskBytes });
+      this.windows.push({ t: m.t, n: m.n, bytes: m.bytes, p50: m.p50, p99: m.p99, diskBytes: m.diskBytes, cpuMs: m.cpuMs });
       for (const w of this.waiters.splice(0)) w();
     });
   }
@@ -197,7 +199,7 @@ async function main(): Promise<void> {
     const results: Record<string, {
       recoveredMs: number | null; missesSettledMs: number | null; strategyMs: number | null; readBytes: number; pagedOutBytes: number | null; windows: Window[];
     }> = {};
-    for (const strategy of STRATEGIES) {
+    for (const strategy of STRATEGIES.filter((s) => ONLY.length === 0 || ONLY.some((w) => s.includes(w)))) {
       // The restart: the service process ends, every page of its files is
       // dropped, a new service process starts and the strategy with it.
       const exited = new Promise((resolve) => service.child.once('exit', resolve));
@@ -269,6 +271,10 @@ async function main(): Promise<void> {
         `${strategyMs === null ? '' : `; the warming took ${fmt(strategyMs / 1000)} s and read ${fmt(readBytes / MiB, 0)} MiB`} (resident before: ${cold} bytes)`);
     }
 
+    if (ONLY.length > 0) {
+      console.log(`results (--only: no table, targets or chart): ${saveResults('restart-only', smoke, { mode, policy, windowMs: WINDOW_MS, steadyP99Ms: steady, results })}`);
+      return;
+    }
     const sec = (s: Strategy): number => (results[s]!.recoveredMs ?? CAP_MS) / 1000;
     const serviceMiB = (s: Strategy): string => fmt(results[s]!.windows.reduce((a, w) => a + w.diskBytes, 0) / MiB, 1);
     const missSec = (s: Strategy): string => (!slowfs ? '-' : results[s]!.missesSettledMs === null ? `> ${CAP_MS / 1000}` : fmt(results[s]!.missesSettledMs! / 1000));

@@ -5,7 +5,7 @@
  * pool; POSIX_FADV_RANDOM so a read brings in only what it asked for), its
  * latency counted from the tick at which a request arrived (so a queue behind a disk read
  * counts), and every window reports its latency percentiles over IPC:
- * {type:'window', t (ms since the last 'mark'), n, bytes (read), p50, p99 (ms), diskBytes}.
+ * {type:'window', t (ms since the last 'mark'), n, bytes (read), p50, p99 (ms), diskBytes, cpuMs (every thread)}.
  * Messages in: {type:'mark'} restarts the clock; {type:'rate', rate} sets
  * the arrival rate from now on; disconnect ends it.
  *
@@ -131,13 +131,17 @@ function readBytes(): number {
   return Number(/read_bytes: (\d+)/.exec(readFileSync('/proc/self/io', 'utf8'))?.[1] ?? 0);
 }
 let lastDisk = readBytes();
+let lastCpu = 0;
 
 function flush(): void {
   const now = performance.now();
   const sorted = latencies.sort((a, b) => a - b);
   const at = (p: number): number => (sorted.length === 0 ? now - windowStart : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
   const disk = readBytes();
-  process.send!({ type: 'window', t: now - mark, n: sorted.length, bytes: bytesRead, p50: at(50), p99: at(99), diskBytes: disk - lastDisk });
+  const cpu = process.cpuUsage();
+  const cpuMs = (cpu.user + cpu.system - lastCpu) / 1000;
+  lastCpu = cpu.user + cpu.system;
+  process.send!({ type: 'window', t: now - mark, n: sorted.length, bytes: bytesRead, p50: at(50), p99: at(99), diskBytes: disk - lastDisk, cpuMs });
   bytesRead = 0;
   lastDisk = disk;
   latencies = [];

@@ -4,6 +4,8 @@
  *   pagewarm        pagewarm's serveFile, defaults: its open-file cache on, small
  *                   resident bodies read on the JS thread and written with the
  *                   headers in one write, others zero-copy
+ *   pagewarm-revalidate  serveFile with `cache: { revalidateMs: 1000 }`: a hit
+ *                   skips the revalidating stat for a second after the last one
  *   pagewarm-nocache  serveFile with `cache: false`: open, confinement check,
  *                   fstat and close per request, every body zero-copy
  *   send            pillarjs/send: send(req, path, { root }).pipe(res)
@@ -51,7 +53,7 @@ import * as pw from '../../lib/index';
 export const serveFile = pw.capabilities().zeroCopySend ? pw.serveFile : undefined;
 
 export const KINDS = [
-  'pagewarm', 'pagewarm-nocache', 'send', 'fastify-static', 'stream', 'memory', 'fastpath', 'ceiling',
+  'pagewarm', 'pagewarm-revalidate', 'pagewarm-nocache', 'send', 'fastify-static', 'stream', 'memory', 'fastpath', 'ceiling',
   'express-serve-static', 'express-pagewarm', 'fastify-pagewarm', 'express-ceiling', 'fastify-ceiling',
 ] as const;
 export type Kind = (typeof KINDS)[number];
@@ -211,6 +213,12 @@ export async function startServer(kind: Kind, root: string): Promise<{ port: num
     if (!serveFile) throw new Error('pagewarm cannot send zero-copy here');
     handler = (req, res) => {
       serveFile(req, res, req.url ?? '/', { root }).catch(() => res.destroy());
+    };
+  } else if (kind === 'pagewarm-revalidate') {
+    if (!serveFile) throw new Error('pagewarm cannot send zero-copy here');
+    const options = { root, cache: { revalidateMs: 1000 } };
+    handler = (req, res) => {
+      serveFile(req, res, req.url ?? '/', options).catch(() => res.destroy());
     };
   } else if (kind === 'pagewarm-nocache') {
     if (!serveFile) throw new Error('pagewarm cannot send zero-copy here');

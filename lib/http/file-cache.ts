@@ -21,6 +21,21 @@ export interface ServeFileCacheOptions {
    * never cached. Default 64 MiB.
    */
   maxBytes?: number;
+  /**
+   * How long a hit may be answered from what the last revalidation found,
+   * in milliseconds, 0..3,600,000: nginx's `open_file_cache_valid`. Default
+   * 0: every hit is revalidated with `stat(path)`, and a file is never
+   * served stale. With N > 0, a hit less than N ms after its file's last
+   * revalidation skips the `stat`: the bytes are still read from the open
+   * file at send time (written in place: served at once; truncated: a small
+   * resident body is described again at once, a larger one ends with the
+   * connection destroyed, as any file shrinking during a send does), but a
+   * file replaced at its path (renamed over) or deleted is served as it was,
+   * and its size, ETag and Last-Modified are those of the last revalidation,
+   * for up to N ms. With a root, the check that the file is still inside
+   * it revalidates at least once a second regardless.
+   */
+  revalidateMs?: number;
 }
 
 /**
@@ -48,6 +63,7 @@ export function cacheFor(option: unknown): OpenFileCache | undefined {
   }
   let maxEntries = DEFAULT_MAX_ENTRIES;
   let maxBytes = DEFAULT_MAX_BYTES;
+  let revalidateMs = 0;
   if (option !== undefined && option !== true) {
     if (typeof option !== 'object' || option === null) {
       throw invalidArgType('options.cache', 'of type boolean or object', option);
@@ -55,9 +71,10 @@ export function cacheFor(option: unknown): OpenFileCache | undefined {
     const o = option as ServeFileCacheOptions;
     if (o.maxEntries !== undefined) maxEntries = toIntInRange(o.maxEntries, 'options.cache.maxEntries', 1, 65536);
     if (o.maxBytes !== undefined) maxBytes = toIntInRange(o.maxBytes, 'options.cache.maxBytes', 0, Number.MAX_SAFE_INTEGER);
+    if (o.revalidateMs !== undefined) revalidateMs = toIntInRange(o.revalidateMs, 'options.cache.revalidateMs', 0, MAX_REVALIDATE_MS);
   }
   if (process.platform !== 'linux') return undefined; // the hit check reads /proc/self/fd
-  const key = `${maxEntries}/${maxBytes}`;
+  const key = `${maxEntries}/${maxBytes}/${revalidateMs}`;
   let cache = caches.get(key);
   if (cache) {
     if (caches.size > 1) {
@@ -66,7 +83,7 @@ export function cacheFor(option: unknown): OpenFileCache | undefined {
     }
     return cache;
   }
-  cache = new OpenFileCache(maxEntries, maxBytes);
+  cache = new OpenFileCache(maxEntries, maxBytes, revalidateMs);
   caches.set(key, cache);
   if (key === DEFAULT_KEY) defaultCache = cache;
   for (const [k, c] of caches) {
@@ -98,6 +115,8 @@ export interface Entry {
   confinedTo: string | undefined;
   /** When that was (Date.now()). */
   confinedAt: number;
+  /** When stat(path) last found the path naming this file (Date.now()). */
+  validatedAt: number;
 }
 
 /** An LRU of open files, bounded in entries and in the sum of their sizes. */
@@ -109,6 +128,7 @@ export class OpenFileCache {
   constructor(
     readonly maxEntries: number,
     readonly maxBytes: number,
+    readonly revalidateMs: number = 0,
   ) {}
 
   /**
@@ -117,7 +137,8 @@ export class OpenFileCache {
    * `base`, the directory the request path was joined to) the descriptor's
    * real path inside that root's real path, checked again unless the last
    * check was for this very root and less than CONFINE_RECHECK_MS ago.
-   * Anything else drops the entry.
+   * Anything else drops the entry. With revalidateMs, an entry revalidated
+   * less than that long ago is taken as it is, without the stat.
    */
   lookup(target: string, base: string | undefined): { entry: Entry; meta: Meta } | undefined {
     const entry = this.entries.get(target);
@@ -132,6 +153,7 @@ export class OpenFileCache {
       }
       if (entry.confinedTo !== known || now - entry.confinedAt >= CONFINE_RECHECK_MS) realRoot = known;
     }
+    if (realRoot === null && now - entry.validatedAt < this.revalidateMs) return this.hit(target, entry, entry.meta, now);
     const st = statScratch;
     const status = binding.revalidate(target, entry.input.fd, realRoot, st);
     // Gone, replaced (another inode now has the name), no longer a regular
@@ -150,6 +172,12 @@ export class OpenFileCache {
       entry.confinedTo = realRoot;
       entry.confinedAt = now;
     }
+    entry.validatedAt = now;
+    return this.hit(target, entry, meta, now);
+  }
+
+  /** A lookup's hit: the entry in use by the caller (release() it), most recently used. */
+  private hit(target: string, entry: Entry, meta: Meta, now: number): { entry: Entry; meta: Meta } {
     entry.refs++;
     entry.lastUsed = now;
     this.entries.delete(target); // most recently used: last
@@ -169,7 +197,7 @@ export class OpenFileCache {
       return undefined;
     }
     const now = Date.now();
-    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: now, cached: false, confinedTo, confinedAt: now };
+    const entry: Entry = { key: target, input, meta, refs: 1, dropped: false, lastUsed: now, cached: false, confinedTo, confinedAt: now, validatedAt: now };
     this.entries.set(target, entry);
     this.bytes += meta.size;
     this.trim(entry);
@@ -233,8 +261,10 @@ const statScratch = new Float64Array(5);
 const DEFAULT_MAX_ENTRIES = 256;
 const DEFAULT_MAX_BYTES = 64 << 20;
 const MAX_CACHES = 4;
+/** revalidateMs's upper bound: an hour. */
+const MAX_REVALIDATE_MS = 3_600_000;
 const IDLE_MS = 60_000;
 
 const caches = new Map<string, OpenFileCache>(); // by limits, least recently used first
-const DEFAULT_KEY = `${DEFAULT_MAX_ENTRIES}/${DEFAULT_MAX_BYTES}`;
+const DEFAULT_KEY = `${DEFAULT_MAX_ENTRIES}/${DEFAULT_MAX_BYTES}/0`;
 let defaultCache: OpenFileCache | undefined;

@@ -130,6 +130,9 @@ export interface ServeFileOptions {
    * the same limits share one cache per thread (at most 4 distinct caches;
    * the least recently used is closed for a fifth). Entries idle for 60 s
    * are closed. Turn it off where `stat` can wait on a server (NFS, FUSE).
+   * `revalidateMs` (default 0) lets a hit skip the `stat` for that long after
+   * its last one, as nginx's `open_file_cache_valid` does: see
+   * {@link ServeFileCacheOptions.revalidateMs} for what may then lag.
    */
   cache?: boolean | ServeFileCacheOptions;
 }

@@ -5,7 +5,8 @@
  * pool; POSIX_FADV_RANDOM so a read brings in only what it asked for), its
  * latency counted from the tick at which a request arrived (so a queue behind a disk read
  * counts), and every window reports its latency percentiles over IPC:
- * {type:'window', t (ms since the last 'mark'), n, bytes (read), p50, p99 (ms), diskBytes, cpuMs (every thread)}.
+ * {type:'window', t (ms since the last 'mark'), n, bytes (read), p50, p99 (ms), diskBytes, cpuMs (every thread),
+ * lat (the window's latencies in ms, sorted)}.
  * Messages in: {type:'mark'} restarts the clock; {type:'rate', rate} sets
  * the arrival rate from now on; disconnect ends it.
  *
@@ -142,7 +143,8 @@ function readBytes(): number {
 let lastDisk = readBytes();
 let lastCpu = 0;
 
-function flush(): void {
+/** Reports the window now ending; `beforeMark`: it ends at a mark (the harness drops it). */
+function flush(beforeMark = false): void {
   const now = performance.now();
   const sorted = latencies.sort((a, b) => a - b);
   const at = (p: number): number => (sorted.length === 0 ? now - windowStart : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
@@ -150,7 +152,9 @@ function flush(): void {
   const cpu = process.cpuUsage();
   const cpuMs = (cpu.user + cpu.system - lastCpu) / 1000;
   lastCpu = cpu.user + cpu.system;
-  process.send!({ type: 'window', t: now - mark, n: sorted.length, bytes: bytesRead, p50: at(50), p99: at(99), diskBytes: disk - lastDisk, cpuMs });
+  // The latencies themselves too (to the microsecond), so the harness can take percentiles over spans of windows.
+  const lat = sorted.map((x) => Math.round(x * 1000) / 1000);
+  process.send!({ type: 'window', beforeMark, t: now - mark, n: sorted.length, bytes: bytesRead, p50: at(50), p99: at(99), diskBytes: disk - lastDisk, cpuMs, lat });
   bytesRead = 0;
   lastDisk = disk;
   latencies = [];
@@ -166,11 +170,11 @@ process.on('message', (m: { type: string }) => {
     pending.length = next = 0; // a new phase: the old one's backlog is dropped
   }
   if (m.type === 'mark') {
-    flush();
+    flush(true);
     mark = performance.now();
     // Windows from the mark on: their ends fall at whole windows after it.
     clearInterval(timer);
-    timer = setInterval(flush, config.windowMs);
+    timer = setInterval(() => flush(), config.windowMs);
   }
 });
 process.on('disconnect', () => {
@@ -180,5 +184,5 @@ process.on('disconnect', () => {
   for (const fd of fds) closeSync(fd);
   process.exit(0);
 });
-let timer = setInterval(flush, config.windowMs);
+let timer = setInterval(() => flush(), config.windowMs);
 process.send!({ type: 'ready' });

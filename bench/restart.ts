@@ -52,10 +52,8 @@ const smoke = flags.smoke;
 const FILES = smoke ? 4 : 32;
 const FILE_SIZE = (smoke ? 16 : 64) * MiB;
 /**
- * The service's reporting window. A second holds 4,000 reads, so its p99 is
- * the 40th slowest: above 2x steady while more than 1% of reads miss, and
- * not moved by one stall of a few milliseconds of this shared machine (which
- * delays some 20 reads), as a 250 ms window's p99 is.
+ * The service's reporting window: the chart's resolution and the unit the
+ * 10 s spans (HOLD_MS) are made of; each window carries its latencies.
  */
 const WINDOW_MS = 1000;
 /**

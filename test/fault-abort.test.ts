@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import { getEventListeners, setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { prepareForRead, warmFile, residencySync, evict, configure, stats, capabilities } from '../lib/index';
-import { scratchDir, makeFile, cacheJudge, fdList, startPagewarm, makeCold } from './helpers';
+import { scratchDir, makeFile, cacheJudge, fdList, settledFdList, startPagewarm, makeCold } from './helpers';
 
 const MiB = 1 << 20;
 const caps = capabilities();
@@ -46,7 +46,7 @@ process.on('warning', (w) => warnings.push(`${w.name}: ${w.message}`));
 let fdsBefore: string[] = [];
 t.before(async () => {
   await startPagewarm(dir); // the pool and its /dev/null
-  fdsBefore = fdList();
+  fdsBefore = await settledFdList();
 });
 t.afterEach(() => configure({ chunkSize: 8 * MiB, threads: 4 }));
 

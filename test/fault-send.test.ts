@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { transferTo, sendFile, configure, stats, capabilities } from '../lib/index';
-import { scratchDir, fdList, startPagewarm } from './helpers';
+import { scratchDir, fdList, settledFdList, startPagewarm } from './helpers';
 
 const MiB = 1 << 20;
 /** Natively sends to plain sockets are zero-copy; the portable fallback copies. */
@@ -100,8 +100,7 @@ t.before(async () => {
   await sendFile(l.socket, fd, { length: 4096 });
   l.destroy();
   await l.received;
-  await sleep(50);
-  fdsBefore = fdList();
+  fdsBefore = await settledFdList();
 });
 t.teardown(() => configure({ chunkSize: 8 * MiB }));
 

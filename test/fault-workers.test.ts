@@ -29,7 +29,7 @@ import { Worker } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { prepareForRead, evict, stats, configure, capabilities } from '../lib/index';
-import { scratchDir, makeFile, dropCache, fdList, startPagewarm } from './helpers';
+import { scratchDir, makeFile, dropCache, fdList, settledFdList, startPagewarm } from './helpers';
 
 const MiB = 1 << 20;
 const dir = scratchDir();
@@ -111,7 +111,7 @@ t.test('a worker terminated with 100 operations in flight, 50 times in a row', a
   t.teardown(() => fs.closeSync(mainFd));
   // Start the pool, the poller and /dev/null before counting descriptors.
   await startPagewarm(dir);
-  const fdsBefore = fdList();
+  const fdsBefore = await settledFdList();
   const rssBefore = rssMiB();
   let parkedSeen = 0;
   for (let round = 0; round < 50; round++) {

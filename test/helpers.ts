@@ -408,6 +408,26 @@ export function fdList(): string[] {
     .sort();
 }
 
+/**
+ * fdList() once nothing is moving: pagewarm's pool idle and the same list
+ * read twice 20 ms apart (at most 1 s). For a baseline taken just after
+ * work: a descriptor that work (or Node) is still closing would otherwise
+ * be counted as part of the baseline and then missed by the final count
+ * (seen once in CI under Node 22: a baseline of 33, 32 at the end).
+ */
+export async function settledFdList(): Promise<string[]> {
+  let list = fdList();
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const st = stats();
+    const next = fdList();
+    const same = next.length === list.length && next.every((x, k) => x === list[k]);
+    list = next;
+    if (same && st.queued + st.active + st.waiting === 0) break;
+  }
+  return list;
+}
+
 /** The hard RLIMIT_NOFILE of this process (Infinity when unlimited). */
 export function nofileHardLimit(): number {
   const m = /Max open files\s+\d+\s+(\d+|unlimited)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));

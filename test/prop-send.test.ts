@@ -16,7 +16,7 @@ import { open } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { sendFile, transferTo, configure, evict, stats, capabilities } from '../lib/index';
-import { scratchDir, fdList, startPagewarm } from './helpers';
+import { scratchDir, fdList, settledFdList, startPagewarm } from './helpers';
 
 const KiB = 1024;
 const MiB = 1 << 20;
@@ -124,7 +124,7 @@ t.test('writes and sendFile calls arrive in call order, byte-exact (sha256)', as
   warmup.client.end();
   await warmup.received;
   await warmup.close();
-  const fdsBefore = fdList();
+  const fdsBefore = await settledFdList();
   let cases = 0;
   let fileBytes = 0;
   let calls = 0;

@@ -203,11 +203,32 @@ t.test('a warm-up on pagewarm\'s threads settles only after pages another reader
   if (!inFlight(fd, last)) return t.fail('precondition: the reader\'s last page was not in flight (cachestat counts it, RWF_NOWAIT cannot read it)');
   const r = residencySync(fd, 0, size);
   t.comment(`before the warm-up: cachestat counts ${r.residentPages} of ${r.pages} pages`);
+  const allBefore = r.residentPages === r.pages;
 
   t.equal(await prepareForRead(fd, 0, size), size, 'the warm-up covers the file');
+  // Every page must read without waiting. One that does not, and that the
+  // page cache no longer holds while cachestat counts it evicted, was
+  // reclaimed after the warm-up (this VM's background reclaim; see
+  // warmedWhole): that is not a page left in flight. (Seen once in CI: a
+  // read stopped at page 131 of 512.)
   const all = Buffer.alloc(size);
-  const got = binding.readCached(fd, all, 0, size, 0);
-  t.equal(got, size, 'when it settles, every page reads without waiting (none still in flight)');
+  const unreadable: number[] = [];
+  for (let pos = 0; pos < size;) {
+    const n = binding.readCached(fd, all, pos, size - pos, pos);
+    pos += typeof n === 'number' ? n : 0;
+    if (pos >= size) break;
+    unreadable.push(Math.floor(pos / PAGE));
+    pos = (Math.floor(pos / PAGE) + 1) * PAGE;
+  }
+  const described = unreadable.map((p) => {
+    const r = residencySync(fd, p * PAGE, PAGE);
+    // Every page was in the page cache before the warm-up (counted above): one gone now was reclaimed since.
+    return { p, reclaimed: allBefore && r.residentPages === 0 && (r.evictedPages ?? 0) > 0, how: `${r.residentPages} resident, ${r.evictedPages ?? 0} evicted` };
+  });
+  const reclaimed = described.filter((d) => d.reclaimed).length;
+  if (reclaimed > 0) t.comment(`${reclaimed} page(s) reclaimed since the warm-up settled`);
+  t.same(described.filter((d) => !d.reclaimed).map((d) => `page ${d.p}: ${d.how}`), [],
+    'when it settles, every page reads without waiting (none still in flight)');
   reader.stdin.end('\n');
   await once(reader, 'exit');
 });

@@ -142,6 +142,16 @@ export async function startPagewarm(dir: string): Promise<boolean> {
   }
 }
 
+/**
+ * The descriptors in `after` that were not in `before` (number and target):
+ * what a leak check asserts empty. One gone is not a leak: Node itself may
+ * close its own (Node 22's libuv drops an io_uring instance it stops using),
+ * and a new descriptor given a freed number differs by its target.
+ */
+export function fdsAdded(before: string[], after: string[]): string[] {
+  return after.filter((x) => !before.includes(x));
+}
+
 /** The descriptors in `after` that are not in `before`, and the ones gone. */
 export function fdChanges(before: string[], after: string[]): string {
   const added = after.filter((x) => !before.includes(x));

@@ -477,7 +477,7 @@ for (const [name, only, opts] of groups) {
     // summary is the last line that starts with its marker.
     const summary = JSON.parse(r.stdout.split('\n').filter((l) => l.startsWith('SUMMARY ')).pop()!.slice('SUMMARY '.length));
     t.equal(summary.healthy, 65536, 'a correct call still gives the right answer afterwards');
-    t.same(summary.fdsAfter, summary.fdsBefore, 'no descriptor leaked');
+    t.same(summary.fdsAfter.filter((x: string) => !summary.fdsBefore.includes(x)), [], 'no descriptor leaked (one Node closed of its own is not a leak)');
     t.equal(summary.pending, 0, 'no job left in the pool');
     t.comment(`${summary.calls} calls; outcomes: ${JSON.stringify(summary.kinds)}`);
   });

@@ -86,6 +86,8 @@ const CAP_MS = Number(flags.raw.cap ?? (smoke ? 5 : 120)) * 1000;
 const IOPS = Number(flags.raw.iops ?? 300);
 /** The slow disk by default: every random read waits 5 ms (a spinning disk's access time), 4 at once, 50 MB/s in all. */
 const SLOWFS_DISK = { latencyMs: Number(flags.raw.latency ?? 5), bytesPerSecond: 50_000_000, depth: 4 };
+/** A run on slowfs with another `--latency` keeps its chart and results beside the default's: docs/restart-1ms.svg. */
+const VARIANT = SLOWFS_DISK.latencyMs === 5 ? '' : `-${SLOWFS_DISK.latencyMs}ms`;
 const STRATEGIES = ['nothing', 'warmFiles (everything)', 'restore (snapshot)', 'restore, budget half the hot set'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 /** `--only=WORD,WORD`: the strategies whose names contain one of the words (an experiment; the targets need all four). */
@@ -321,11 +323,11 @@ async function main(): Promise<void> {
         points: results[s]!.windows.map((w) => [w.t / 1000, Math.max(w.p99, 0.001)] as [number, number]),
       })),
     });
-    const svgPath = smoke ? join(ROOT, 'bench', 'out', 'restart.smoke.svg') : join(ROOT, 'docs', 'restart.svg');
+    const svgPath = smoke ? join(ROOT, 'bench', 'out', 'restart.smoke.svg') : join(ROOT, 'docs', `restart${slowfs ? VARIANT : ''}.svg`);
     mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
     writeFileSync(svgPath, svg);
     console.log(`chart: ${svgPath}`);
-    const file = saveResults('restart', smoke, { mode, policy, windowMs: WINDOW_MS, steadyP99Ms: steady, steadyP50Ms: steadyP50, steadyReadsPerSec: steadyRate, hotBytes, capMs: CAP_MS, results, targets });
+    const file = saveResults(`restart${slowfs ? VARIANT : ''}`, smoke, { mode, policy, windowMs: WINDOW_MS, steadyP99Ms: steady, steadyP50Ms: steadyP50, steadyReadsPerSec: steadyRate, hotBytes, capMs: CAP_MS, results, targets });
     console.log(`results: ${file}`);
   } finally {
     const exited = new Promise((resolve) => service.child.once('exit', resolve));

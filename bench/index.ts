@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { machine, nowMs, REGISTER, ROOT } from './lib/common';
 
-export const BENCHMARKS = ['broker-latency', 'warm', 'isolation', 'send', 'http', 'files'] as const;
+export const BENCHMARKS = ['broker-latency', 'warm', 'isolation', 'send', 'http', 'files', 'copying'] as const;
 
 function main(): number {
   const args = process.argv.slice(2);

@@ -158,4 +158,17 @@ if (files) {
   out.push(targets(files.targets), '');
 }
 
+interface CopyingRun { gib: number; gcs: number; gcMs: number; maxMs: number; cpuS: number; seconds: number }
+const copying = load<{ servers: { name: string; kind: string }[]; fileBytes: number; connections: number; seconds: number; reps: number; runs: Record<string, CopyingRun[]> }>('copying');
+if (copying) {
+  out.push(header('copying', copying.machine));
+  out.push(`${copying.fileBytes / 2 ** 20} MiB hot file, ${copying.connections} connections for ${copying.seconds} s, ${copying.reps} reps, medians.\n`);
+  out.push(table(['server', 'GB/s', 'GCs per GiB', 'GC ms per GiB', 'longest GC ms', 'CPU s per GiB'], copying.servers.map(({ name, kind }) => {
+    const rs = copying.runs[kind] ?? [];
+    const m = (f: (r: CopyingRun) => number): number => median(rs.map(f));
+    return [name, m((r) => (r.gib * 2 ** 30) / r.seconds / 1e9), m((r) => r.gcs / r.gib), m((r) => r.gcMs / r.gib), m((r) => r.maxMs), m((r) => r.cpuS / r.gib)];
+  })), '');
+  out.push(targets(copying.targets), '');
+}
+
 console.log(out.join('\n'));

@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { serveFile, sendFileResponse, closeServeFileCache, contentType, capabilities, evict, type ServeFileResult } from '../lib/index';
 import { scratch, randomFile, fdCount, sleep, MiB } from './send-helpers';
 import { binding } from '../lib/core/native';
+import { keptPieces } from '../lib/core/piece-pool';
 import { startPagewarm, fdList, makeCold } from './helpers';
 import { constants as osConstants } from 'node:os';
 
@@ -72,6 +73,31 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.setHeader('x-through', 'pending');
     sendFileResponse(res, join(root, 'big.bin')).then(
       (r) => results.push({ ...r, statusCode: 200, url: `${url}#${through}` }),
+      (e) => errors.push(e),
+    );
+    return;
+  }
+  if (url.startsWith('/deferred')) {
+    // Middleware that calls back at once and writes each chunk later (as a
+    // buffering transform may): the chunks it holds must not be reused.
+    const write = res.write.bind(res) as (chunk: Buffer) => boolean;
+    const end = res.end.bind(res) as (cb?: () => void) => http.ServerResponse;
+    const held: Buffer[] = [];
+    res.write = ((chunk: Buffer, cb?: () => void) => {
+      held.push(chunk);
+      if (cb) process.nextTick(cb);
+      return true;
+    }) as typeof res.write;
+    res.end = ((...args: unknown[]) => {
+      const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+      setTimeout(() => {
+        for (const chunk of held) write(chunk);
+        end(cb);
+      }, 20);
+      return res;
+    }) as typeof res.end;
+    sendFileResponse(res, join(root, 'big.bin')).then(
+      (r) => results.push({ ...r, statusCode: 200, url }),
       (e) => errors.push(e),
     );
     return;
@@ -375,6 +401,12 @@ t.test('sendFileResponse: a slice with custom status and headers; middleware-wra
   t.match(rec, { bytes: BIG, zeroCopy: false });
   t.equal(rec?.url, `/patched#${BIG}`, 'every byte went through the wrapper');
 
+  // Twice at once, so that any piece given back too early would be refilled
+  // for the other response while the wrapper still holds it.
+  const [d1, d2] = await Promise.all([get('/deferred'), get('/deferred')]);
+  t.equal(sha(d1.body), sha(big), 'exact bytes through a wrapper that calls back before it writes');
+  t.equal(sha(d2.body), sha(big), 'and through the second one, at the same time');
+
   const fake = {} as http.ServerResponse;
   await t.rejects(sendFileResponse(fake, join(root, 'a.txt')), { code: 'ERR_INVALID_ARG_TYPE' });
   await t.rejects(
@@ -430,6 +462,11 @@ t.test('HTTPS: served through the TLS socket (copying), bytes exact', async (t) 
   t.equal(sha(rs[0].body), sha(big));
   t.same(rs.map((r) => r.connects), [1, 0], 'keep-alive over TLS');
   t.match(served[0], { statusCode: 200, bytes: BIG, zeroCopy: false });
+  // Three at once: the copying path's pieces are pooled chunks, reused as
+  // soon as their writes call back, and no response sees another's bytes.
+  const many = await Promise.all([0, 1, 2].map(() => curl([`${o}/big.bin`], ['-k', '--http1.1'])));
+  t.same(many.map((r) => sha(r[0].body)), [sha(big), sha(big), sha(big)], 'three concurrent bodies, each exact');
+  t.ok(keptPieces() > 0, `the copying path gave its chunks back (${keptPieces()} kept)`);
 });
 
 t.test("Fastify: sendFileResponse on reply.raw after reply.hijack()", async (t) => {

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import type { Binding } from '../core/binding';
+import { PIECE_BYTES, givePiece, takePiece } from '../core/piece-pool';
 import type { NativeFailure } from '../core/errors';
 import { failure, openFlags, O_ACCMODE, O_PATH } from '../core/descriptor';
 import { inspectFd, isFailure, rangeLength, reopen } from './inspect';
@@ -41,40 +42,47 @@ export function sendCalls(pool: FallbackPool): Pick<Binding, 'send' | 'sendSync'
       const reopened = reopen(inFd, 'sendfile');
       if (isFailure(reopened)) return reopened;
       return pool.start(id, inFd, info, async (src) => {
-        const buf = Buffer.allocUnsafe(Math.min(pool.readSize(), total)); // this job's own: its bytes matter
-        let sent = 0;
-        let backoff = 1;
-        while (sent < total) {
-          if (pool.isCancelled(id)) throw aborted('sendfile', sent);
-          let n: number;
-          try {
-            n = await pool.readChunk(src, buf, Math.min(buf.length, total - sent), offset + sent);
-          } catch (e) {
-            throw { ...failure(e, 'sendfile'), bytesSent: sent };
-          }
-          if (n === 0) break;
-          let written = 0;
-          while (written < n) {
-            if (pool.isCancelled(id)) throw aborted('sendfile', sent + written);
+        // This job's own buffer (its bytes matter), a pooled piece where one is
+        // large enough: given back when the job ends, its reads and writes done.
+        const size = Math.min(pool.readSize(), total);
+        const buf = size <= PIECE_BYTES ? takePiece(size) : Buffer.allocUnsafe(size);
+        try {
+          let sent = 0;
+          let backoff = 1;
+          while (sent < total) {
+            if (pool.isCancelled(id)) throw aborted('sendfile', sent);
+            let n: number;
             try {
-              written += await writeOut(out, buf, written, n - written);
-              backoff = 1;
+              n = await pool.readChunk(src, buf, Math.min(buf.length, total - sent), offset + sent);
             } catch (e) {
-              const f = e as NativeFailure;
-              if (f.errno !== E.EAGAIN && f.errno !== E.EWOULDBLOCK) throw { ...f, bytesSent: sent + written };
-              // A full non-blocking destination: no poller here, so back off and retry.
-              pool.waiting++;
-              try {
-                await new Promise((resolve) => setTimeout(resolve, backoff));
-              } finally {
-                pool.waiting--;
-              }
-              backoff = Math.min(backoff * 2, 50);
+              throw { ...failure(e, 'sendfile'), bytesSent: sent };
             }
+            if (n === 0) break;
+            let written = 0;
+            while (written < n) {
+              if (pool.isCancelled(id)) throw aborted('sendfile', sent + written);
+              try {
+                written += await writeOut(out, buf, written, n - written);
+                backoff = 1;
+              } catch (e) {
+                const f = e as NativeFailure;
+                if (f.errno !== E.EAGAIN && f.errno !== E.EWOULDBLOCK) throw { ...f, bytesSent: sent + written };
+                // A full non-blocking destination: no poller here, so back off and retry.
+                pool.waiting++;
+                try {
+                  await new Promise((resolve) => setTimeout(resolve, backoff));
+                } finally {
+                  pool.waiting--;
+                }
+                backoff = Math.min(backoff * 2, 50);
+              }
+            }
+            sent += n;
           }
-          sent += n;
+          return sent;
+        } finally {
+          givePiece(buf);
         }
-        return sent;
       }, reopened);
     },
 

@@ -9,9 +9,10 @@ import { constants as osConstants } from 'node:os';
 import { binding } from '../core/native';
 import { isNativeFailure } from '../core/errors';
 import { directBody } from './response';
+import { PIECE_BYTES, givePiece, takePiece } from '../core/piece-pool';
 
 /** Bodies up to this size may be read on the JS thread when resident (with the cache). */
-export const FAST_MAX = 256 << 10;
+export const FAST_MAX = PIECE_BYTES;
 
 /**
  * How a small body may be sent: `false`, never read on the JS thread; else
@@ -46,36 +47,34 @@ export function residentBody(
   count: number,
   fast: { cached: boolean },
 ): ResidentBody | 'not cached' | 'changed' {
-  // A slab is reused once res.end() calls back; only a direct response
-  // guarantees its bytes are in the kernel by then. Middleware that
+  // A pooled piece is reused once res.end() calls back; only a direct
+  // response guarantees its bytes are in the kernel by then. Middleware that
   // replaced write/end may keep the chunk and call back at once.
-  const slab = count > SLAB_MIN && directBody(res) ? slabs.pop() ?? Buffer.allocUnsafeSlow(FAST_MAX) : undefined;
-  const body = slab ? slab.subarray(0, count) : Buffer.allocUnsafe(count);
+  const slab = count > SLAB_MIN && directBody(res) ? takePiece(count) : undefined;
+  const body = slab ?? Buffer.allocUnsafe(count);
   const got = fast.cached || !fastPathAvailable || resident(fd, start, count) ? readResident(fd, body, start) : NOT_CACHED;
   fast.cached = got === count;
   if (got === count) {
     return {
       body,
       written: () => {
-        // The body is in the kernel now: the slab can serve another response.
-        if (slab && slabs.length < MAX_SLABS) slabs.push(slab);
+        // The body is in the kernel now: the piece can serve another response.
+        if (slab) givePiece(slab);
       },
     };
   }
-  if (slab) slabs.push(slab);
+  if (slab) givePiece(slab);
   // A short read of a range the cache holds (or none at all) is a file
   // truncated since the stat: start over.
   return got === NOT_CACHED ? 'not cached' : 'changed';
 }
 
 /**
- * Reused FAST_MAX-byte buffers for those bodies (above SLAB_MIN bytes; smaller
- * ones come from Node's own pool), returned once res.end()'s callback says the
- * bytes are in the kernel: at most MAX_SLABS (4 MiB) kept.
+ * Bodies above this size are read into a pooled piece (core/piece-pool.ts),
+ * returned once res.end()'s callback says the bytes are in the kernel;
+ * smaller ones come from Node's own pool.
  */
-const slabs: Buffer[] = [];
 const SLAB_MIN = 8 << 10;
-const MAX_SLABS = 16;
 
 /** readResident's answer when the page cache does not hold the whole range (or it cannot tell). */
 const NOT_CACHED = -1;

@@ -16,6 +16,7 @@ import { linkedSignal, whenAborted } from '../core/abort';
 import type { Meter } from '../core/settle';
 import { warnInternals } from '../core/node-internals';
 import { holdSupported } from '../send/hold';
+import { PIECE_BYTES, givePiece, takePiece } from '../core/piece-pool';
 
 /** Options for {@link sendFileResponse}. */
 export interface SendFileResponseOptions {
@@ -137,8 +138,20 @@ function headersQueued(socket: net.Socket, before: number): boolean {
 
 /** Whether the body may bypass `res.write()` and go to the socket. */
 export function directBody(res: http.ServerResponse): boolean {
-  if (!(res instanceof http.ServerResponse)) return false; // HTTP/2 compatibility, look-alikes
   if (!flushQueuesHeaders || !holdSupported()) return false; // this Node's internals are not as relied on
+  return unwrapped(res);
+}
+
+/**
+ * Whether `res` is Node's own HTTP/1 response with its writing methods as
+ * Node made them: then a `res.write()` callback means its chunk was handed
+ * to the socket and written (or dropped with the connection), and the chunk
+ * may be reused. Middleware that replaced write/end may keep the chunk and
+ * call back at once; HTTP/2 compatibility responses and look-alikes are not
+ * relied on either.
+ */
+function unwrapped(res: http.ServerResponse): boolean {
+  if (!(res instanceof http.ServerResponse)) return false; // HTTP/2 compatibility, look-alikes
   for (const name of ['write', 'end', '_send', '_writeRaw']) {
     if (Object.prototype.hasOwnProperty.call(res, name)) return false; // middleware transforms the body
   }
@@ -294,7 +307,12 @@ function socketOf(res: http.ServerResponse, signal: AbortSignal | undefined): Pr
   });
 }
 
-/** The copying path: the body through res.write(), honouring backpressure. */
+/**
+ * The copying path: the body through res.write(), honouring backpressure.
+ * Pieces come from the pool in core/piece-pool.ts, given back from res.write()'s
+ * callback where {@link unwrapped} says that callback can be trusted; else
+ * each piece is a fresh buffer, left to its new owner.
+ */
 async function writeBody(
   res: http.ServerResponse,
   fd: number,
@@ -306,7 +324,8 @@ async function writeBody(
 ): Promise<SendFileResult> {
   if (signal?.aborted && !res.headersSent) throw abortError(signal, 0); // nothing written yet: the response is the caller's
   if (!res.headersSent) res.writeHead(statusCode, headers);
-  const piece = 256 << 10;
+  const piece = PIECE_BYTES;
+  const pooled = unwrapped(res);
   let sent = 0;
   const fail = (err: unknown): never => {
     res.destroy();
@@ -315,12 +334,14 @@ async function writeBody(
   while (sent < count) {
     if (signal?.aborted) fail(abortError(signal, sent));
     if (res.destroyed) fail(coded('ERR_STREAM_DESTROYED', 'The response was destroyed during the body'));
-    const buf = Buffer.allocUnsafe(Math.min(piece, count - sent));
+    const size = Math.min(piece, count - sent);
+    const buf = pooled ? takePiece(size) : Buffer.allocUnsafe(size);
     let got: number;
     try {
       got = await new Promise<number>((resolve, reject) =>
         fs.read(fd, buf, 0, buf.length, offset + sent, (err, n) => (err ? reject(err) : resolve(n))));
     } catch (err) {
+      if (pooled) givePiece(buf);
       return fail(err);
     }
     if (signal?.aborted) fail(abortError(signal, sent)); // aborted during the read
@@ -328,7 +349,8 @@ async function writeBody(
       fail(coded('ERR_HTTP_CONTENT_LENGTH_MISMATCH',
         `Response body's content-length of ${sent} byte(s) does not match the content-length of ${count} byte(s) set in header`));
     }
-    const more = res.write(buf.subarray(0, got));
+    // The callback runs once the piece is written, or dropped with the connection.
+    const more = pooled ? res.write(buf.subarray(0, got), () => givePiece(buf)) : res.write(buf.subarray(0, got));
     sent += got;
     if (!more && sent < count) {
       // Wait for 'drain', the response closing, or an abort (a client that

@@ -6,12 +6,13 @@
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { PIECE_BYTES, givePiece, takePiece } from '../core/piece-pool';
 import { noteCopyingWait } from '../core/config';
 import { AbortError, type CodedError } from '../core/errors';
 import { socketError, withBytesSent, type SendFileError } from './errors';
 import { internal, originalWrite, type InternalSocket, type WriteFn } from './hold';
 
-const COPY_PIECE = 256 << 10;
+const COPY_PIECE = PIECE_BYTES;
 
 /** Marks an abort that left part of a piece queued in the socket: the stream is cut mid-piece. */
 export const PIECE_QUEUED = Symbol('pagewarm.pieceQueued');
@@ -84,13 +85,18 @@ type Piece = { ok: true; buf: Buffer } | { ok: false; error: unknown };
  * The copying path: reads the chunk in 256 KiB pieces (one read ahead, on the
  * libuv threadpool) and writes each through the socket's original `_write`,
  * waiting for its callback (the bytes are then in the kernel, or with TLS).
+ * Pieces come from the pool in core/piece-pool.ts, given back once written; a piece
+ * still queued or in flight when the send fails is left to the GC.
  */
 export async function copyRange(socket: net.Socket, fd: number, pos: number, n: number, signal: AbortSignal): Promise<number> {
   const write = originalWrite(socket);
   const read = (at: number, size: number): Promise<Piece> =>
     new Promise((resolve) => {
-      const buf = Buffer.allocUnsafe(size);
-      fs.read(fd, buf, 0, size, at, (error, got) => resolve(error ? { ok: false, error } : { ok: true, buf: buf.subarray(0, got) }));
+      const buf = takePiece(size);
+      fs.read(fd, buf, 0, size, at, (error, got) => {
+        if (error) givePiece(buf);
+        resolve(error ? { ok: false, error } : { ok: true, buf: buf.subarray(0, got) });
+      });
     });
   let done = 0;
   let next: Promise<Piece> | undefined = read(pos, Math.min(COPY_PIECE, n));
@@ -120,6 +126,7 @@ export async function copyRange(socket: net.Socket, fd: number, pos: number, n: 
         throw socketError('ERR_STREAM_DESTROYED', 'The socket was destroyed during sendFile', done + wrote, internal(socket).errored);
       }
     }
+    givePiece(piece); // written (or empty): nothing reads it again
     done += piece.length;
   }
   return done;

@@ -9,12 +9,13 @@
  */
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
+import { PIECE_BYTES, givePiece, takePiece } from '../core/piece-pool';
 import { AbortError } from '../core/errors';
 import type { ProgressPlan } from '../core/progress';
 import { socketError, withBytesSent, type SendFileError } from './errors';
 import { openSource, type Source } from './source';
 
-const PIECE = 256 << 10;
+const PIECE = PIECE_BYTES;
 
 /** As sendFile resolves (./socket's SendFileResult). */
 type Result = { bytes: number; zeroCopy: boolean };
@@ -126,12 +127,18 @@ async function copy(
       const piece = await read(input.fd, want, range.offset + sent).catch((err: unknown) => {
         throw withBytesSent(err, sent);
       });
-      if (piece.length === 0) break;
+      if (piece.length === 0) {
+        givePiece(piece);
+        break;
+      }
       await new Promise<void>((resolve, reject) => {
         write.call(socket, piece, (err?: Error | null) => {
           if (err) reject(withBytesSent(err, sent));
           else if (socket.destroyed) reject(socketError('ERR_STREAM_DESTROYED', 'The socket was destroyed during sendFile', sent));
-          else resolve();
+          else {
+            givePiece(piece); // written: nothing reads it again
+            resolve();
+          }
         });
       });
       sent += piece.length;
@@ -149,7 +156,12 @@ async function copy(
 
 function read(fd: number, size: number, position: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const buf = Buffer.allocUnsafe(size);
-    fs.read(fd, buf, 0, size, position, (err, got) => (err ? reject(err) : resolve(buf.subarray(0, got))));
+    const buf = takePiece(size);
+    fs.read(fd, buf, 0, size, position, (err, got) => {
+      if (err) {
+        givePiece(buf);
+        reject(err);
+      } else resolve(buf.subarray(0, got));
+    });
   });
 }

@@ -247,7 +247,7 @@ export function slowDisk(path: string, bytesPerSecond: number, only?: number[]):
     };
     process.on('exit', restore);
     const who = only ? `${only.length} threads` : 'the whole process';
-    return { mode: `throttled to ${(bytesPerSecond / 1e6).toFixed(0)} MB/s on ${device} for ${who} (cgroup v1 blkio)`, throttled: true, restore };
+    return { mode: `throttled to ${bytesPerSecond >= 1e6 ? `${(bytesPerSecond / 1e6).toFixed(0)} MB/s` : `${(bytesPerSecond / 1e3).toFixed(0)} KB/s`} on ${device} for ${who} (cgroup v1 blkio)`, throttled: true, restore };
   } catch (err) {
     try {
       fs.rmdirSync(group);

@@ -237,8 +237,9 @@ t.test('read fallback: where splice is unsupported the range is still warmed', a
   const reads = stats().fallbackReads;
   t.equal(await prepareForRead(fd), 12 * MiB + 1);
   t.ok(stats().fallbackReads > reads, 'counted as fallback reads');
-  t.equal(residencySync(fd).residentPages, residencySync(fd).pages, 'resident');
+  // Resident, or reclaimed since (this VM reclaims idle page cache in the background).
+  t.ok(warmedWhole(path).whole, `resident: ${warmedWhole(path).counts}`);
   await makeCold(t, fd);
   t.equal(prepareForReadSync(fd), 12 * MiB + 1, 'sync too');
-  t.equal(residencySync(fd).residentPages, residencySync(fd).pages);
+  t.ok(warmedWhole(path).whole, `sync: resident: ${warmedWhole(path).counts}`);
 });
